@@ -1,0 +1,94 @@
+"""Turns one MQTT message into rows to store, or a dead letter. Pure: no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from core.errors import DeadLetterReason, PayloadError
+from core.messages import DeviceStatus, ReadingBatch, decode
+from core.metrics import metric_spec
+from core.topics import ParsedTopic, TopicKind, Topics
+from store.readings import ReadingRow
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_payload_bytes: int
+    future_tolerance: timedelta
+    past_limit: timedelta
+
+
+@dataclass(slots=True)
+class Accepted:
+    """What one good message contributes to a batch."""
+
+    device: str
+    seq: int | None = None
+    rows: list[ReadingRow] = field(default_factory=list)
+    status: DeviceStatus | None = None
+
+
+def accept(
+    topics: Topics,
+    topic: str,
+    payload: bytes,
+    *,
+    devices: Mapping[str, str],
+    limits: Limits,
+    now: datetime,
+) -> Accepted:
+    """Validate a message against the protocol and the registry.
+
+    A message is stored whole or dead-lettered whole: one bad reading sends the entire
+    message, raw bytes and all, to the dead-letter table, so re-driving it after a fix
+    never leaves half of it behind.
+    """
+    parsed = topics.parse(topic)
+    if parsed.kind is TopicKind.READINGS:
+        batch = decode(ReadingBatch, payload, max_bytes=limits.max_payload_bytes)
+        _check_sender(parsed, batch.device, devices)
+        return Accepted(batch.device, batch.seq, _rows(batch, limits, now))
+    if parsed.kind is TopicKind.STATUS:
+        status = decode(DeviceStatus, payload, max_bytes=limits.max_payload_bytes)
+        _check_sender(parsed, status.device, devices)
+        return Accepted(status.device, status=status)
+    raise PayloadError(DeadLetterReason.BAD_TOPIC, f"ingest does not take {parsed.kind} messages")
+
+
+def _check_sender(parsed: ParsedTopic, device: str, devices: Mapping[str, str]) -> None:
+    if device != parsed.device:
+        raise PayloadError(
+            DeadLetterReason.TOPIC_MISMATCH,
+            f"payload says device {device!r} but the topic says {parsed.device!r}",
+        )
+    site = devices.get(device)
+    if site is None:
+        raise PayloadError(DeadLetterReason.UNKNOWN_DEVICE, f"device {device!r} is not registered")
+    if site != parsed.site:
+        raise PayloadError(
+            DeadLetterReason.TOPIC_MISMATCH,
+            f"device {device!r} belongs to site {site!r}, not {parsed.site!r}",
+        )
+
+
+def _rows(batch: ReadingBatch, limits: Limits, now: datetime) -> list[ReadingRow]:
+    earliest, latest = now - limits.past_limit, now + limits.future_tolerance
+    rows: list[ReadingRow] = []
+    for index, reading in enumerate(batch.readings):
+        if not earliest <= reading.ts <= latest:
+            raise PayloadError(
+                DeadLetterReason.OUT_OF_RANGE,
+                f"readings[{index}].ts {reading.ts.isoformat()} is outside "
+                f"[{earliest.isoformat()}, {latest.isoformat()}]",
+            )
+        spec = metric_spec(reading.metric)
+        if spec is not None and not spec.in_range(reading.value):
+            raise PayloadError(
+                DeadLetterReason.OUT_OF_RANGE,
+                f"readings[{index}] {reading.metric}={reading.value} is outside "
+                f"[{spec.minimum}, {spec.maximum}] {spec.unit}",
+            )
+        rows.append((reading.ts, batch.device, reading.metric, reading.value, batch.seq))
+    return rows

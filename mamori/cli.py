@@ -1,0 +1,193 @@
+"""The ``mamori`` command. Settings are built here, in ``main()``, and passed down."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from core.errors import ConfigError, MamoriError
+from core.logs import setup_logging
+from core.settings import (
+    AlertsSettings,
+    ApiSettings,
+    DashboardsSettings,
+    DbSettings,
+    DemoSettings,
+    EdgeSettings,
+    IngestSettings,
+    InspectSettings,
+    MamoriSettings,
+    load_settings,
+)
+
+app = typer.Typer(
+    help="Mamori (守り): watches public infrastructure and warns before disasters.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+_console = Console()
+_err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML settings file; environment variables win over it."),
+]
+_S = TypeVar("_S", bound=MamoriSettings)
+
+
+def _load(cls: type[_S], config: Path | None) -> _S:
+    settings = load_settings(cls, config)
+    setup_logging(settings.log.level, settings.log.format)
+    return settings
+
+
+def _validate(cls: type[MamoriSettings], config: Path | None) -> None:
+    settings = load_settings(cls, config)
+    _console.print_json(json.dumps(settings.redacted()))
+    _console.print(f"[green]{cls.__name__} is valid[/]")
+
+
+def _group(name: str, help_text: str, settings_cls: type[MamoriSettings]) -> typer.Typer:
+    group = typer.Typer(help=help_text, no_args_is_help=True)
+
+    @group.command("validate-config")
+    def validate_config(config: ConfigOption = None) -> None:
+        """Check the settings (file and environment) without starting anything."""
+        _validate(settings_cls, config)
+
+    app.add_typer(group, name=name)
+    return group
+
+
+db_app = _group("db", "Database: migrations and maintenance.", DbSettings)
+ingest_app = _group("ingest", "MQTT → PostgreSQL ingest service.", IngestSettings)
+edge_app = _group("edge", "Device-side agent.", EdgeSettings)
+inspect_app = _group("inspect", "Damage detection on photos.", InspectSettings)
+alerts_app = _group("alerts", "Alert rules and the alert engine.", AlertsSettings)
+api_app = _group("api", "HTTP API and the inspectors' review page.", ApiSettings)
+dashboards_app = _group("dashboards", "Grafana dashboards as code.", DashboardsSettings)
+
+
+@app.command()
+def demo(
+    duration: Annotated[float, typer.Option(help="Seconds to run the fleet.", min=1)] = 60.0,
+    config: ConfigOption = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="Use this PostgreSQL instead of the embedded one.")
+    ] = None,
+    mqtt_host: Annotated[
+        str | None, typer.Option(help="Use this broker instead of starting one.")
+    ] = None,
+    mqtt_port: Annotated[int, typer.Option(help="Port of --mqtt-host.")] = 1883,
+    work_dir: Annotated[
+        Path | None, typer.Option(help="Where the embedded services keep data.")
+    ] = None,
+) -> None:
+    """Run the whole system on this machine with simulated Yamaguchi devices."""
+    from mamori.demo import print_summary, run_demo
+
+    settings = _load(DemoSettings, config)
+    updates: dict[str, object] = {}
+    if database_url:
+        updates["database"] = settings.database.model_copy(update={"url": database_url})
+    if mqtt_host:
+        updates["mqtt_host"], updates["mqtt_port"] = mqtt_host, mqtt_port
+    if work_dir:
+        updates["work_dir"] = work_dir
+    settings = settings.model_copy(update=updates)
+    summary = run_demo(settings, duration_s=duration, console=_console)
+    print_summary(_console, summary)
+    if summary.lost != 0:
+        _err.print(f"[red]{summary.lost} readings published but not stored[/]")
+        raise typer.Exit(1)
+
+
+@db_app.command("migrate")
+def db_migrate(config: ConfigOption = None) -> None:
+    """Apply pending migrations (idempotent)."""
+    from mamori.stack import database_url, migrate_url
+
+    settings = _load(DbSettings, config)
+    with database_url(settings.database) as url:
+        applied = migrate_url(url)
+    _console.print(f"{applied} migrations applied")
+
+
+@db_app.command("status")
+def db_status(config: ConfigOption = None) -> None:
+    """Show the schema version and the flavour (plain PostgreSQL or TimescaleDB)."""
+    from mamori.stack import database_url
+    from store.db import connect, detect_flavour
+    from store.migrate import available, current_version
+
+    settings = _load(DbSettings, config)
+    with database_url(settings.database) as url, connect(url) as conn:
+        flavour = detect_flavour(conn)
+        version = current_version(conn)
+        latest = available(flavour)[-1].version
+    _console.print(f"flavour {flavour.value}, schema version {version} of {latest}")
+
+
+@ingest_app.command("run")
+def ingest_run(config: ConfigOption = None) -> None:
+    """Subscribe, validate and store until interrupted (Ctrl-C flushes and acknowledges)."""
+    import signal
+    import threading
+
+    from ingest.service import IngestService
+    from mamori.stack import database_url, migrate_url
+
+    settings = _load(IngestSettings, config)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with database_url(settings.database) as url:
+        migrate_url(url)
+        service = IngestService(settings, url)
+        service.start()
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            service.stop()
+    _console.print(f"ingest stopped: {service.stats}")
+
+
+@ingest_app.command("dead-letters")
+def ingest_dead_letters(
+    config: ConfigOption = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """List the most recent dead letters with their reasons."""
+    from rich.table import Table
+
+    from mamori.stack import database_url
+    from store.db import connect
+
+    settings = _load(IngestSettings, config)
+    with database_url(settings.database) as url, connect(url) as conn:
+        rows = conn.execute(
+            """SELECT id, received_at, topic, reason, detail, length(payload)
+               FROM dead_letters ORDER BY id DESC LIMIT %s""",
+            (limit,),
+        ).fetchall()
+    table = Table("id", "received", "topic", "reason", "detail", "bytes")
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    _console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as err:
+        _err.print(f"[red]configuration error:[/] {err}")
+        sys.exit(2)
+    except MamoriError as err:
+        _err.print(f"[red]error:[/] {err}")
+        sys.exit(1)
