@@ -1,0 +1,1 @@
+"""CLI commands of each service, registered onto the groups of mamori.cli."""
