@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 
 from core.errors import ConfigError, MamoriError
@@ -94,7 +95,7 @@ def demo(
     settings = _load(DemoSettings, config)
     updates: dict[str, object] = {}
     if database_url:
-        updates["database"] = settings.database.model_copy(update={"url": database_url})
+        updates["database"] = settings.database.model_copy(update={"url": SecretStr(database_url)})
     if mqtt_host:
         updates["mqtt_host"], updates["mqtt_port"] = mqtt_host, mqtt_port
     if work_dir:

@@ -46,10 +46,12 @@ def test_edited_migration_is_refused(db: Conn, monkeypatch: pytest.MonkeyPatch) 
 @pytest.mark.parametrize("width", ["1 minute", "5 minutes", "1 hour", "6 hours", "1 day", "7 days"])
 def test_time_bucket_shim_agrees_with_date_bin(db: Conn, width: str) -> None:
     row = db.execute(
-        """SELECT count(*) FILTER (WHERE time_bucket(%(w)s::interval, t)
-                                   <> date_bin(%(w)s::interval, t, TIMESTAMPTZ '2000-01-03 00:00+00')),
+        """SELECT count(*) FILTER (
+                      WHERE time_bucket(%(w)s::interval, t)
+                         <> date_bin(%(w)s::interval, t, TIMESTAMPTZ '2000-01-03 00:00+00')),
                   count(*)
-           FROM generate_series(TIMESTAMPTZ '2026-07-01 00:00+00', TIMESTAMPTZ '2026-07-20 00:00+00',
+           FROM generate_series(TIMESTAMPTZ '2026-07-01 00:00+00',
+                                TIMESTAMPTZ '2026-07-20 00:00+00',
                                 INTERVAL '17 minutes 13 seconds') AS t""",
         {"w": width},
     ).fetchone()
@@ -72,9 +74,8 @@ def test_duplicate_readings_are_dropped_not_doubled(db: Conn) -> None:
     rows = [(t0 + timedelta(seconds=i), "dev-a", "strain_ue", float(i), 1) for i in range(10)]
     first = insert_readings(db, rows)
     assert (first.inserted, first.staged) == (10, False)
-    again = insert_readings(
-        db, rows[5:] + [(t0 + timedelta(seconds=10), "dev-a", "strain_ue", 10.0, 2)]
-    )
+    late = (t0 + timedelta(seconds=10), "dev-a", "strain_ue", 10.0, 2)
+    again = insert_readings(db, [*rows[5:], late])
     assert (again.inserted, again.duplicates, again.staged) == (1, 5, True)
     count = db.execute("SELECT count(*) FROM readings WHERE device_id = 'dev-a'").fetchone()
     assert count is not None
@@ -105,11 +106,13 @@ def test_rows_for_a_day_without_partition_move_when_it_is_created(db: Conn) -> N
 def test_alert_audit_log_is_append_only(db: Conn) -> None:
     _register(db)
     alert = db.execute(
-        "INSERT INTO alerts (rule_id, asset_id, level, state, title) VALUES ('r', 'a1', 2, 'open', 't') RETURNING id"
+        "INSERT INTO alerts (rule_id, asset_id, level, state, title) "
+        "VALUES ('r', 'a1', 2, 'open', 't') RETURNING id"
     ).fetchone()
     assert alert is not None
     db.execute(
-        "INSERT INTO alert_events (alert_id, actor, transition, to_state, to_level) VALUES (%s, 'test', 'open', 'open', 2)",
+        "INSERT INTO alert_events (alert_id, actor, transition, to_state, to_level) "
+        "VALUES (%s, 'test', 'open', 'open', 2)",
         (alert[0],),
     )
     with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
