@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    model_validator,
 )
 from pydantic_core import ErrorDetails
 
@@ -114,6 +115,31 @@ class PhotoManifest(_Message):
     def chunk_count(self) -> int:
         return len(self.chunk_sha256)
 
+    @model_validator(mode="after")
+    def _chunks_cover_the_photo(self) -> PhotoManifest:
+        expected = -(-self.size_bytes // self.chunk_size)
+        if self.chunk_count != expected:
+            raise ValueError(
+                f"{self.size_bytes} bytes in chunks of {self.chunk_size} make {expected} chunks, "
+                f"but chunk_sha256 lists {self.chunk_count}"
+            )
+        return self
+
+
+class PhotoAck(_Message):
+    """Ingest → device on ``.../photos/{photo_id}/ack``: which chunks are safely stored.
+
+    Sent after every manifest (so a device that reconnects learns what to resend) and
+    when the photo is complete. ``image_id`` is set once the photo is in the store.
+    """
+
+    v: Literal[1] = PROTOCOL_VERSION
+    photo_id: Ident
+    received: list[int] = Field(default_factory=list)
+    complete: bool = False
+    image_id: Ident | None = None
+    error: str | None = Field(default=None, max_length=500)
+
 
 _M = TypeVar("_M", bound=_Message)
 
@@ -165,6 +191,7 @@ __all__ = [
     "DeviceStatus",
     "GeoPoint",
     "Ident",
+    "PhotoAck",
     "PhotoManifest",
     "Reading",
     "ReadingBatch",

@@ -129,6 +129,12 @@ class IngestSettings(DatabaseServiceSettings):
     max_payload_bytes: int = Field(default=512 * 1024, ge=1024, le=64 * 1024 * 1024)
     future_tolerance_s: int = Field(default=300, ge=0, description="accept clocks this far ahead")
     past_limit_days: int = Field(default=35, ge=1, description="older readings dead-letter")
+    blob_dir: Path = Field(default=Path("var/blobs"), description="photo blob store root")
+    max_photo_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_photo_chunks: int = Field(default=4096, ge=1, le=10_000)
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="serve Prometheus metrics on this port"
+    )
 
 
 class EdgeSettings(MamoriSettings):

@@ -40,6 +40,7 @@ class DevicePublisher:
         self._mqtt = mqtt
         self._topics = Topics(mqtt.topic_prefix)
         self._connected = threading.Event()
+        self._subscriptions: list[str] = []
         will = DeviceStatus(
             device=device, state=DeviceState.OFFLINE, ts=datetime.now(UTC), reason="connection lost"
         )
@@ -54,6 +55,23 @@ class DevicePublisher:
     @property
     def readings_topic(self) -> str:
         return self._topics.readings(self.site, self.device)
+
+    @property
+    def device_root(self) -> str:
+        return self._topics.device_root(self.site, self.device)
+
+    @property
+    def client(self) -> paho.Client:
+        return self._client
+
+    def add_subscription(self, topic_filter: str) -> None:
+        """Subscribe now and again after every reconnect."""
+        self._subscriptions.append(topic_filter)
+        if self._connected.is_set():
+            self._client.subscribe(topic_filter, qos=1)
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return self._connected.wait(timeout_s)
 
     def start(self, timeout_s: float = 10.0) -> None:
         connect(self._client, self._mqtt)
@@ -91,6 +109,8 @@ class DevicePublisher:
         client.publish(
             self._topics.status(self.site, self.device), encode(birth), qos=1, retain=True
         )
+        for topic_filter in self._subscriptions:
+            client.subscribe(topic_filter, qos=1)
         self._connected.set()
 
     def _on_disconnect(
@@ -108,11 +128,16 @@ class DevicePublisher:
 
     def publish_raw(self, payload: bytes, timeout_s: float = 10.0) -> None:
         """Publish bytes on this device's readings topic and wait for the broker's PUBACK."""
-        info = self._client.publish(self.readings_topic, payload, qos=1)
+        self.publish_to(self.readings_topic, payload, timeout_s)
+
+    def publish_to(self, topic: str, payload: bytes, timeout_s: float = 10.0) -> None:
+        """Publish with QoS 1 and return once the broker acknowledged (PUBACK)."""
+        info = self._client.publish(topic, payload, qos=1)
         try:
             info.wait_for_publish(timeout_s)
         except (RuntimeError, ValueError) as exc:
             raise TransportError(f"device {self.device} could not publish: {exc}") from exc
         if not info.is_published():
             raise TransportError(f"device {self.device}: no PUBACK within {timeout_s}s")
-        self.published += 1
+        if topic == self.readings_topic:
+            self.published += 1

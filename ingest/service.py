@@ -26,11 +26,15 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from core.errors import DeadLetterReason, PayloadError, StoreError, TransportError
+from core.messages import PhotoAck, encode
 from core.mqtt import build_client, connect, reason_is_failure
 from core.settings import IngestSettings
-from core.topics import Topics
-from ingest.validate import Accepted, Limits, accept
+from core.topics import TopicKind, Topics
+from ingest.photos import AssembledPhoto, PhotoAssembler, PhotoLimits
+from ingest.validate import Accepted, Limits, accept, check_sender
+from store.blobs import FilesystemBlobStore
 from store.db import connect as db_connect
+from store.images import insert_image
 from store.readings import (
     DeadLetter,
     DeviceSeen,
@@ -74,7 +78,9 @@ class IngestStats:
     staged_batches: int = 0
     acked: int = 0
     db_retries: int = 0
+    photos: int = 0
     last_flush_s: float = 0.0
+    flush_seconds_total: float = 0.0
 
 
 @dataclass(slots=True)
@@ -84,6 +90,8 @@ class _Batch:
     seen: dict[str, DeviceSeen] = field(default_factory=dict)
     statuses: list[Accepted] = field(default_factory=list)
     letters: list[DeadLetter] = field(default_factory=list)
+    photos: list[tuple[AssembledPhoto, datetime]] = field(default_factory=list)
+    photo_acks: list[tuple[str, PhotoAck]] = field(default_factory=list)
     started: float = 0.0
 
 
@@ -114,6 +122,10 @@ class IngestService:
         self._devices: dict[str, str] = {}
         self._devices_loaded_at = 0.0
         self._writer: threading.Thread | None = None
+        self._photos = PhotoAssembler(
+            FilesystemBlobStore(settings.blob_dir),
+            PhotoLimits(settings.max_photo_bytes, settings.max_photo_chunks),
+        )
         self._client = build_client(settings.mqtt, settings.client_id, manual_ack=True)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
@@ -152,11 +164,15 @@ class IngestService:
         self._client.loop_stop()
         self._conn.close()
 
+    def in_flight(self) -> int:
+        """Messages received and not yet acknowledged (bounded by the receive maximum)."""
+        return self._queue.unfinished_tasks
+
     def wait_idle(self, timeout_s: float) -> bool:
         """Block until nothing is queued or pending (for tests and the demo's final count)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self._queue.unfinished_tasks == 0:
+            if self.in_flight() == 0:
                 return True
             time.sleep(0.02)
         return False
@@ -164,7 +180,11 @@ class IngestService:
     # MQTT callbacks (paho's network thread) --------------------------------------------
 
     def _filters(self) -> list[str]:
-        filters = [self._topics.all_readings(), self._topics.all_status()]
+        filters = [
+            self._topics.all_readings(),
+            self._topics.all_status(),
+            self._topics.all_photo_messages(),
+        ]
         if self.settings.mqtt.protocol == "5":
             return [self._topics.shared(self.settings.share_group, f) for f in filters]
         return filters
@@ -232,6 +252,10 @@ class IngestService:
         batch.messages.append(inbound)
         self.stats.messages += 1
         try:
+            parsed = self._topics.parse(inbound.topic)
+            if parsed.kind in (TopicKind.PHOTO_MANIFEST, TopicKind.PHOTO_CHUNK):
+                self._take_photo(batch, inbound)
+                return
             accepted = self._accept(inbound)
         except PayloadError as err:
             batch.letters.append(
@@ -253,6 +277,29 @@ class IngestService:
             batch.seen[accepted.device] = DeviceSeen(
                 accepted.device, inbound.received_at, max(seqs) if seqs else None
             )
+
+    def _take_photo(self, batch: _Batch, inbound: _Inbound) -> None:
+        parsed = self._topics.parse(inbound.topic)
+        try:
+            check_sender(parsed, parsed.device, self._devices)
+        except PayloadError as err:
+            if err.reason is not DeadLetterReason.UNKNOWN_DEVICE:
+                raise
+            self._reload_devices()
+            check_sender(parsed, parsed.device, self._devices)
+        if parsed.kind is TopicKind.PHOTO_MANIFEST:
+            progress = self._photos.on_manifest(parsed, inbound.payload)
+        else:
+            chunk_progress = self._photos.on_chunk(parsed, inbound.payload)
+            if chunk_progress is None or not (chunk_progress.assembled or chunk_progress.ack.error):
+                return  # acknowledge chunks in bulk: the device hears at manifest and completion
+            progress = chunk_progress
+        assert parsed.photo_id is not None
+        batch.photo_acks.append(
+            (self._topics.photo_ack(parsed.site, parsed.device, parsed.photo_id), progress.ack)
+        )
+        if progress.assembled is not None:
+            batch.photos.append((progress.assembled, inbound.received_at))
 
     def _accept(self, inbound: _Inbound) -> Accepted:
         try:
@@ -300,6 +347,10 @@ class IngestService:
                     result = insert_readings(self._conn, batch.rows)
                     insert_dead_letters(self._conn, batch.letters)
                     touch_devices(self._conn, list(batch.seen.values()))
+                    new_photos = sum(
+                        insert_image(self._conn, p.image_id, p.manifest, p.blob_key, at)
+                        for p, at in batch.photos
+                    )
                     for accepted in batch.statuses:
                         status = accepted.status
                         assert status is not None
@@ -329,6 +380,8 @@ class IngestService:
                 delay = min(delay * 2, 5.0)
                 self._reconnect_db()
         self.stats.last_flush_s = time.perf_counter() - started
+        self.stats.flush_seconds_total += self.stats.last_flush_s
+        self.stats.photos += new_photos
         self.stats.batches += 1
         self.stats.staged_batches += int(result.staged)
         self.stats.rows_offered += result.offered
@@ -340,6 +393,8 @@ class IngestService:
                 self.stats.dead_letters_by_reason.get(letter.reason, 0) + 1
             )
         self._acknowledge(batch.messages)
+        for topic, ack in batch.photo_acks:
+            self._client.publish(topic, encode(ack), qos=1)
         return True
 
     def _acknowledge(self, messages: list[_Inbound]) -> None:

@@ -48,16 +48,17 @@ def accept(
     parsed = topics.parse(topic)
     if parsed.kind is TopicKind.READINGS:
         batch = decode(ReadingBatch, payload, max_bytes=limits.max_payload_bytes)
-        _check_sender(parsed, batch.device, devices)
+        check_sender(parsed, batch.device, devices)
         return Accepted(batch.device, batch.seq, _rows(batch, limits, now))
     if parsed.kind is TopicKind.STATUS:
         status = decode(DeviceStatus, payload, max_bytes=limits.max_payload_bytes)
-        _check_sender(parsed, status.device, devices)
+        check_sender(parsed, status.device, devices)
         return Accepted(status.device, status=status)
-    raise PayloadError(DeadLetterReason.BAD_TOPIC, f"ingest does not take {parsed.kind} messages")
+    raise PayloadError(DeadLetterReason.BAD_TOPIC, f"accept() does not take {parsed.kind} messages")
 
 
-def _check_sender(parsed: ParsedTopic, device: str, devices: Mapping[str, str]) -> None:
+def check_sender(parsed: ParsedTopic, device: str, devices: Mapping[str, str]) -> None:
+    """The device is registered, under the topic's site, and is who the topic says."""
     if device != parsed.device:
         raise PayloadError(
             DeadLetterReason.TOPIC_MISMATCH,

@@ -150,6 +150,10 @@ def ingest_run(config: ConfigOption = None) -> None:
         migrate_url(url)
         service = IngestService(settings, url)
         service.start()
+        if settings.metrics_port is not None:
+            from ingest.metrics import serve_metrics
+
+            serve_metrics(service, settings.metrics_port)
         try:
             stop.wait()
         except KeyboardInterrupt:
