@@ -63,9 +63,17 @@ def build_client(
 
 
 def connect(
-    client: paho.Client, settings: MqttSettings, *, receive_maximum: int | None = None
+    client: paho.Client,
+    settings: MqttSettings,
+    *,
+    receive_maximum: int | None = None,
+    background: bool = False,
 ) -> None:
-    """Connect (not yet looping). A refused or unreachable broker is a :class:`TransportError`."""
+    """Connect (not yet looping). A refused or unreachable broker is a :class:`TransportError`.
+
+    With ``background`` the first attempt happens in paho's loop thread, which keeps
+    retrying with backoff: a device that boots before its network does comes up anyway.
+    """
     properties: Properties | None = None
     clean_start: bool | Literal[3] = paho.MQTT_CLEAN_START_FIRST_ONLY
     if settings.protocol == "5":
@@ -77,7 +85,7 @@ def connect(
             properties.ReceiveMaximum = receive_maximum
         clean_start = False
     try:
-        client.connect(
+        (client.connect_async if background else client.connect)(
             settings.host,
             settings.port,
             keepalive=settings.keepalive_s,

@@ -13,7 +13,7 @@ result down. Secrets are ``SecretStr`` so they never reach a log line or a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -137,15 +137,39 @@ class IngestSettings(DatabaseServiceSettings):
     )
 
 
+class SimulatedSensor(_Group):
+    """A simulated sensor replaying the Yamaguchi heavy-rain event (for demos and tests)."""
+
+    kind: Literal["simulated"] = "simulated"
+    model: Literal["river_level", "rain_gauge", "slope", "bridge_accel"]
+    speed: float = Field(default=1.0, gt=0, le=100_000, description="event hours per real hour")
+    seed: int = 0
+
+
+class StreamSensor(_Group):
+    """Readings a gateway already has: lines of CSV (``ts,metric,value``) or NDJSON from a
+    serial port, a file or a named pipe."""
+
+    kind: Literal["stream"] = "stream"
+    path: Path
+    format: Literal["csv", "ndjson"] = "ndjson"
+    follow: bool = Field(default=True, description="keep reading as the file grows")
+
+
 class EdgeSettings(MamoriSettings):
-    """The device side; the full device file format comes with ``mamori edge run``."""
+    """One device or gateway: ``mamori edge run --config device.yaml``."""
 
     model_config = SettingsConfigDict(env_prefix="MAMORI_EDGE_")
 
     mqtt: MqttSettings = MqttSettings()
     site: str = Field(default="demo", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     device: str = Field(default="device-1", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    firmware: str = Field(default="mamori-edge/0.1", max_length=64)
     outbox_path: Path = Path("var/outbox.sqlite3")
+    outbox_max_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
+    batch_max_readings: int = Field(default=200, ge=1, le=5000)
+    batch_max_latency_s: float = Field(default=5.0, gt=0, le=3600)
+    sensors: list[Annotated[SimulatedSensor | StreamSensor, Field(discriminator="kind")]] = []
 
 
 class InspectSettings(DatabaseServiceSettings):

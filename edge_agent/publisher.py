@@ -73,10 +73,11 @@ class DevicePublisher:
     def wait_connected(self, timeout_s: float) -> bool:
         return self._connected.wait(timeout_s)
 
-    def start(self, timeout_s: float = 10.0) -> None:
-        connect(self._client, self._mqtt)
+    def start(self, timeout_s: float = 10.0, *, wait: bool = True) -> None:
+        """Connect; with ``wait=False`` return at once and let paho keep trying."""
+        connect(self._client, self._mqtt, background=not wait)
         self._client.loop_start()
-        if not self._connected.wait(timeout_s):
+        if wait and not self._connected.wait(timeout_s):
             self._client.loop_stop()
             raise TransportError(
                 f"device {self.device} not connected to {self._mqtt.url()} in {timeout_s}s"

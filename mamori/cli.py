@@ -187,6 +187,77 @@ def ingest_dead_letters(
     _console.print(table)
 
 
+@edge_app.command("run")
+def edge_run(config: ConfigOption = None) -> None:
+    """Run one device or gateway: sample its sensors, keep an outbox, publish."""
+    import signal
+    import threading
+
+    from edge_agent.agent import EdgeAgent
+
+    settings = _load(EdgeSettings, config)
+    if not settings.sensors:
+        raise ConfigError("no sensors configured: add a `sensors:` list to the device file")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    agent = EdgeAgent(settings)
+    agent.start()
+    _console.print(f"device {settings.device} at {settings.site}: {len(settings.sensors)} sensors")
+    try:
+        while not stop.wait(10):
+            _console.print(f"{agent.stats} outbox={agent.outbox.stats()}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        agent.stop()
+
+
+@edge_app.command("upload-photos")
+def edge_upload_photos(
+    directory: Annotated[
+        Path, typer.Argument(exists=True, file_okay=False, help="Folder of photos.")
+    ],
+    config: ConfigOption = None,
+    asset: Annotated[str | None, typer.Option(help="Asset the photos show.")] = None,
+    altitude_m: Annotated[
+        float | None, typer.Option(help="Height above the surface, when EXIF/XMP lack it.")
+    ] = None,
+    watch: Annotated[bool, typer.Option(help="Keep watching the folder for new photos.")] = False,
+    chunk_kib: Annotated[int, typer.Option(min=4, max=8192)] = 256,
+) -> None:
+    """Send drone photos in checksummed chunks; an interrupted upload resumes."""
+    import time
+
+    from edge_agent.photos import PhotoUploader, photos_in
+    from edge_agent.publisher import DevicePublisher
+
+    settings = _load(EdgeSettings, config)
+    publisher = DevicePublisher(
+        settings.mqtt, settings.site, settings.device, firmware=settings.firmware
+    )
+    publisher.start()
+    uploader = PhotoUploader(publisher, chunk_size=chunk_kib * 1024)
+    done: set[Path] = set()
+    try:
+        while True:
+            for photo in photos_in(directory):
+                if photo in done:
+                    continue
+                result = uploader.upload(photo, asset=asset, altitude_m=altitude_m)
+                done.add(photo)
+                _console.print(
+                    f"{photo.name}: stored as {result.photo_id} "
+                    f"({result.chunks_sent}/{result.chunks_total} chunks sent)"
+                )
+            if not watch:
+                break
+            time.sleep(2.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        publisher.stop()
+
+
 def main() -> None:
     try:
         app()
