@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pydantic import SecretStr
+
 from core.errors import TransportError
 from core.registry import AssetKind, AssetSpec, DeviceSpec, RiverLevels, SiteSpec
 from core.settings import MqttSettings
@@ -194,15 +196,32 @@ class FleetRunner:
     """Drives every device of a fleet from one thread on a shared scenario clock."""
 
     def __init__(
-        self, fleet: Fleet, mqtt: MqttSettings, *, speed: float, scenario_start_h: float = 0.0
+        self,
+        fleet: Fleet,
+        mqtt: MqttSettings,
+        *,
+        speed: float,
+        scenario_start_h: float = 0.0,
+        passwords: dict[str, str] | None = None,
     ) -> None:
         self.fleet = fleet
         self.speed = speed
         self.stats = FleetStats()
         self._start_h = scenario_start_h
         self._stop = threading.Event()
+        # Each device logs in as itself when the broker wants credentials.
+        secrets = passwords or {}
         self._publishers = {
-            d.spec.id: DevicePublisher(mqtt, fleet.site.id, d.spec.id) for d in fleet.devices
+            d.spec.id: DevicePublisher(
+                mqtt.model_copy(
+                    update={"username": d.spec.id, "password": SecretStr(secrets[d.spec.id])}
+                )
+                if d.spec.id in secrets
+                else mqtt,
+                fleet.site.id,
+                d.spec.id,
+            )
+            for d in fleet.devices
         }
         self._thread: threading.Thread | None = None
         self._real_start = 0.0

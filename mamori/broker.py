@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -51,10 +52,19 @@ class BrokerInfo:
 class MosquittoBroker:
     """A private Mosquitto on a free port, with its config and log in ``work_dir``."""
 
-    def __init__(self, work_dir: Path, port: int | None = None, extra_config: str = "") -> None:
+    def __init__(
+        self,
+        work_dir: Path,
+        port: int | None = None,
+        extra_config: str = "",
+        *,
+        auth: str | None = None,
+    ) -> None:
         self.work_dir = work_dir
         self.port = port or free_port()
         self.extra_config = extra_config
+        #: Authentication lines (see mamori.broker_auth); None means anonymous on loopback.
+        self.auth = auth
         self._proc: subprocess.Popen[bytes] | None = None
 
     @staticmethod
@@ -71,8 +81,12 @@ class MosquittoBroker:
         persistence.mkdir(exist_ok=True)
         config.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            f"{self.auth or 'allow_anonymous true'}\n"
+            # Run as whoever started us: as root, Mosquitto would otherwise drop to its
+            # own user, which cannot read files under a private (0700) work directory.
+            f"{'user root' if os.geteuid() == 0 else ''}\n"
             "persistence true\n"
+            "autosave_interval 1\n"
             f"persistence_location {persistence}/\n"
             "max_queued_messages 100000\n"
             f"{self.extra_config}\n",

@@ -74,6 +74,48 @@ api_app = _group("api", "HTTP API and the inspectors' review page.", ApiSettings
 dashboards_app = _group("dashboards", "Grafana dashboards as code.", DashboardsSettings)
 
 
+broker_app = typer.Typer(
+    help="Mosquitto credentials and ACLs from the device registry.", no_args_is_help=True
+)
+app.add_typer(broker_app, name="broker")
+
+
+@broker_app.command("acl")
+def broker_acl(
+    out: Annotated[Path, typer.Option(help="Where to write the Mosquitto acl_file.")],
+    config: ConfigOption = None,
+    topic_prefix: Annotated[str, typer.Option()] = "mamori",
+) -> None:
+    """Write the ACL confining each registered device to its own topics."""
+    from core.topics import Topics
+    from mamori.broker_auth import render_acl
+    from mamori.stack import database_url
+    from store.db import connect
+    from store.registry import device_sites
+
+    settings = _load(DbSettings, config)
+    with database_url(settings.database) as url, connect(url) as conn:
+        devices = device_sites(conn)
+    out.write_text(render_acl(Topics(topic_prefix), devices), encoding="utf-8")
+    _console.print(f"{out}: {len(devices)} devices and the service accounts")
+
+
+@broker_app.command("passwd")
+def broker_passwd(
+    username: Annotated[str, typer.Argument(help="A device id or a service account.")],
+    password_file: Annotated[Path, typer.Option("--file", help="Mosquitto password_file.")],
+) -> None:
+    """Give USERNAME a new random password; prints it once (store it on the device)."""
+    from mamori.broker_auth import PasswordFile, new_password
+
+    passwords = PasswordFile(password_file)
+    password = new_password()
+    passwords.set(username, password)
+    passwords.save()
+    _console.print(f"{username}: {password}")
+    _err.print("Reload Mosquitto (kill -HUP) for the change to take effect.")
+
+
 @app.command()
 def demo(
     duration: Annotated[float, typer.Option(help="Seconds to run the fleet.", min=1)] = 60.0,

@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from psycopg import conninfo
 from pydantic import SecretStr
@@ -19,9 +20,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from core.settings import DatabaseSettings, DemoSettings, IngestSettings, MqttSettings
-from edge_agent.fleet import FleetRunner, yamaguchi_fleet
+from core.topics import Topics
+from edge_agent.fleet import Fleet, FleetRunner, yamaguchi_fleet
 from ingest.service import IngestService
 from mamori.broker import BrokerInfo, EmbeddedBroker, MosquittoBroker
+from mamori.broker_auth import PasswordFile, mosquitto_auth_config, new_password, render_acl
 from mamori.stack import database_url, migrate_url, register
 from store.db import connect
 
@@ -59,26 +62,42 @@ def run_demo(settings: DemoSettings, *, duration_s: float, console: Console) -> 
         fleet = yamaguchi_fleet()
         register(url, fleet.site, fleet.assets, [d.spec for d in fleet.devices])
         broker_proc: MosquittoBroker | EmbeddedBroker | None = None
+        passwords: dict[str, str] = {}
         if settings.mqtt_host:
             info = BrokerInfo("external", settings.mqtt_host, settings.mqtt_port, "5")
         elif MosquittoBroker.available():
-            broker_proc = MosquittoBroker(work_dir / "mosquitto")
+            # Per-device credentials and ACLs, as in production.
+            passwords, auth = _provision(work_dir / "mosquitto", fleet)
+            broker_proc = MosquittoBroker(work_dir / "mosquitto", auth=auth)
             info = broker_proc.start()
         else:
             broker_proc = EmbeddedBroker()
             info = broker_proc.start()
-        console.print(f"  broker    {info.kind} on {info.host}:{info.port} (MQTT {info.protocol})")
+        secured = "per-device credentials and ACLs" if passwords else "no authentication"
+        console.print(
+            f"  broker    {info.kind} on {info.host}:{info.port} (MQTT {info.protocol}, {secured})"
+        )
         mqtt = MqttSettings(host=info.host, port=info.port, protocol=info.protocol)
+        ingest_mqtt = mqtt
+        if passwords:
+            ingest_mqtt = mqtt.model_copy(
+                update={
+                    "username": "mamori-ingest",
+                    "password": SecretStr(passwords["mamori-ingest"]),
+                }
+            )
         ingest = IngestService(
             IngestSettings(
-                mqtt=mqtt,
+                mqtt=ingest_mqtt,
                 client_id="mamori-demo-ingest",
                 database=DatabaseSettings(url=SecretStr(url)),
             ),
             url,
         )
         # Replay the 18-hour event within the run, whatever its length.
-        runner = FleetRunner(fleet, mqtt, speed=18 * 3600 / max(duration_s, 1.0))
+        runner = FleetRunner(
+            fleet, mqtt, speed=18 * 3600 / max(duration_s, 1.0), passwords=passwords
+        )
         try:
             ingest.start()
             runner.start()
@@ -102,6 +121,20 @@ def run_demo(settings: DemoSettings, *, duration_s: float, console: Console) -> 
             data_dir=str(database.embedded_dir) if settings.database.url is None else None,
             duration_s=(datetime.now(UTC) - started_at).total_seconds(),
         )
+
+
+def _provision(directory: Path, fleet: Fleet) -> tuple[dict[str, str], str]:
+    """Fresh passwords for every device and for ingest, and the ACL that confines them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    passwords = {d.spec.id: new_password() for d in fleet.devices}
+    passwords["mamori-ingest"] = new_password()
+    password_file = PasswordFile(directory / "passwd")
+    for user, password in passwords.items():
+        password_file.set(user, password)
+    password_file.save()
+    acl = directory / "acl"
+    acl.write_text(render_acl(Topics("mamori"), {d.spec.id: fleet.site.id for d in fleet.devices}))
+    return passwords, mosquitto_auth_config(directory / "passwd", acl)
 
 
 def _show_progress(
