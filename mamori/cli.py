@@ -209,21 +209,47 @@ def ingest_run(config: ConfigOption = None) -> None:
 def ingest_dead_letters(
     config: ConfigOption = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    redrive: Annotated[
+        bool, typer.Option(help="Validate open dead letters again and store those that now pass.")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="Only dead letters with this reason.")] = None,
 ) -> None:
-    """List the most recent dead letters with their reasons."""
+    """List the most recent dead letters with their reasons, or re-drive them after a fix."""
+    from datetime import timedelta
+
     from rich.table import Table
 
+    from core.topics import Topics
+    from ingest.redrive import redrive as redrive_letters
+    from ingest.validate import Limits
     from mamori.stack import database_url
     from store.db import connect
 
     settings = _load(IngestSettings, config)
+    if redrive:
+        limits = Limits(
+            settings.max_payload_bytes,
+            timedelta(seconds=settings.future_tolerance_s),
+            timedelta(days=settings.past_limit_days),
+        )
+        with database_url(settings.database) as url, connect(url) as conn:
+            result = redrive_letters(
+                conn, Topics(settings.mqtt.topic_prefix), limits, reason=reason, limit=limit
+            )
+        _console.print(
+            f"examined {result.examined}: {result.stored} stored ({result.rows} rows), "
+            f"{result.still_failing} still failing"
+        )
+        return
     with database_url(settings.database) as url, connect(url) as conn:
         rows = conn.execute(
-            """SELECT id, received_at, topic, reason, detail, length(payload)
-               FROM dead_letters ORDER BY id DESC LIMIT %s""",
-            (limit,),
+            """SELECT id, received_at, topic, reason, detail, length(payload),
+                      coalesce(redrive_result, '')
+               FROM dead_letters WHERE (%(reason)s::text IS NULL OR reason = %(reason)s)
+               ORDER BY id DESC LIMIT %(limit)s""",
+            {"reason": reason, "limit": limit},
         ).fetchall()
-    table = Table("id", "received", "topic", "reason", "detail", "bytes")
+    table = Table("id", "received", "topic", "reason", "detail", "bytes", "re-drive")
     for row in rows:
         table.add_row(*(str(v) for v in row))
     _console.print(table)
