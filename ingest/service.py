@@ -122,6 +122,10 @@ class IngestService:
         self._devices: dict[str, str] = {}
         self._devices_loaded_at = 0.0
         self._writer: threading.Thread | None = None
+        self._committer: threading.Thread | None = None
+        # Batches validated by the writer, waiting for the committer. Two deep: the writer
+        # decodes the next batch while the database commits this one, and no further.
+        self._commits: queue.Queue[_Batch | None] = queue.Queue(maxsize=2)
         self._photos = PhotoAssembler(
             FilesystemBlobStore(settings.blob_dir),
             PhotoLimits(settings.max_photo_bytes, settings.max_photo_chunks),
@@ -139,6 +143,10 @@ class IngestService:
         self._reload_devices()
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self._writer.start()
+        self._committer = threading.Thread(
+            target=self._commit_loop, name="ingest-committer", daemon=True
+        )
+        self._committer.start()
         connect(
             self._client, self.settings.mqtt, receive_maximum=self.settings.max_inflight_messages
         )
@@ -153,13 +161,15 @@ class IngestService:
     def stop(self, timeout_s: float = 30.0) -> None:
         """Flush and acknowledge what arrived, then disconnect. Safe to call twice."""
         self._stopping.set()
-        if self._writer is not None:
-            self._writer.join(timeout_s)
-            if self._writer.is_alive():
-                _log.error(
-                    "ingest writer did not finish in %ss; its messages will be redelivered",
-                    timeout_s,
-                )
+        for thread in (self._writer, self._committer):
+            if thread is not None:
+                thread.join(timeout_s)
+                if thread.is_alive():
+                    _log.error(
+                        "%s did not finish in %ss; its messages will be redelivered",
+                        thread.name,
+                        timeout_s,
+                    )
         self._client.disconnect()
         self._client.loop_stop()
         self._conn.close()
@@ -223,6 +233,21 @@ class IngestService:
     # Writer thread ---------------------------------------------------------------------
 
     def _write_loop(self) -> None:
+        try:
+            self._validate_loop()
+        finally:
+            self._commits.put(None)
+
+    def _commit_loop(self) -> None:
+        while (batch := self._commits.get()) is not None:
+            if not self._flush(batch):
+                # Stopping with the database down: these stay unacknowledged and the
+                # broker redelivers them to the next ingest.
+                while self._commits.get() is not None:
+                    pass
+                return
+
+    def _validate_loop(self) -> None:
         batch = _Batch()
         interval = self.settings.flush_interval_ms / 1000
         while True:
@@ -242,8 +267,7 @@ class IngestService:
                 or (stopping and inbound is None)
             )
             if due:
-                if not self._flush(batch):
-                    return  # stopping with the database down: leave them unacknowledged
+                self._commits.put(batch)
                 batch = _Batch()
             if stopping and inbound is None and not batch.messages:
                 return
@@ -327,14 +351,14 @@ class IngestService:
         )
 
     def _reload_devices(self) -> None:
+        # Its own short connection: the committer thread owns self._conn.
         try:
-            self._devices = device_sites(self._conn)
-            self._conn.commit()
+            with db_connect(self._database_url, application_name="mamori-ingest-registry") as conn:
+                self._devices = device_sites(conn)
         except StoreError:
             _log.warning(
                 "could not reload the device registry; keeping %d known devices", len(self._devices)
             )
-            self._reconnect_db()
         self._devices_loaded_at = time.monotonic()
 
     def _flush(self, batch: _Batch) -> bool:
