@@ -120,7 +120,16 @@ class IngestSettings(DatabaseServiceSettings):
 
     mqtt: MqttSettings = MqttSettings()
     client_id: str = Field(default="mamori-ingest-1", pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    share_group: str = Field(default="ingest", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    share_group: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        description=(
+            "set (e.g. 'ingest') to share the load among replicas through $share; unset, one "
+            "replica with a plain subscription. Mosquitto 2.0 loses messages published to a "
+            "shared subscription between a broker restart and the subscriber's reconnect; a "
+            "plain persistent subscription loses none (docs/operations.md)"
+        ),
+    )
     batch_max_rows: int = Field(default=5000, ge=1, le=1_000_000)
     flush_interval_ms: int = Field(default=200, ge=1, le=60_000)
     max_inflight_messages: int = Field(

@@ -27,7 +27,7 @@ from edge_agent.drivers import (
     RiverLevelDriver,
     SlopeDriver,
 )
-from edge_agent.outbox import Outbox
+from edge_agent.outbox import Outbox, OutboxStats
 from edge_agent.publisher import DevicePublisher
 from edge_agent.scenario import RainEvent, RiverResponse
 from edge_agent.stream import read_stream
@@ -73,6 +73,8 @@ class EdgeAgent:
         self._pending: list[Reading] = []
         self._pending_since = 0.0
         self._threads: list[threading.Thread] = []
+        #: What was still unsent when the agent stopped (None while running).
+        self.final_outbox_stats: OutboxStats | None = None
 
     def start(self) -> None:
         for index, sensor in enumerate(self.settings.sensors):
@@ -97,6 +99,7 @@ class EdgeAgent:
         self._close_batch()
         self._forward_once(deadline=time.monotonic() + drain_timeout_s)
         self.publisher.stop()
+        self.final_outbox_stats = self.outbox.stats()
         self.outbox.close()
 
     # Sensors ---------------------------------------------------------------------------

@@ -195,8 +195,9 @@ class IngestService:
             self._topics.all_status(),
             self._topics.all_photo_messages(),
         ]
-        if self.settings.mqtt.protocol == "5":
-            return [self._topics.shared(self.settings.share_group, f) for f in filters]
+        group = self.settings.share_group
+        if group is not None and self.settings.mqtt.protocol == "5":
+            return [self._topics.shared(group, f) for f in filters]
         return filters
 
     def _on_connect(
