@@ -126,6 +126,7 @@ def photo(
     import cv2
 
     from core.inspection import GroundSampleDistance
+    from inspection_models.detection import read_image
     from inspection_models.detectors import build_detector
     from inspection_models.overlay import caption, draw
     from inspection_models.pipeline import Inspector
@@ -140,7 +141,7 @@ def photo(
     )
     out.mkdir(parents=True, exist_ok=True)
     for path in files:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        image = read_image(path)
         if image is None:
             _err.print(f"[red]{path}: not a picture OpenCV can read[/]")
             raise typer.Exit(1)
