@@ -1,0 +1,534 @@
+"""The alert engine: readings in over MQTT, transitions out over MQTT, webhooks and CAP.
+
+Two threads, as in ingest. paho's network thread queues each readings message,
+unacknowledged, from the engine's own shared subscription (``$share/alerts/...``): a
+second replica shares the load... of distinct devices only, so run one replica per
+rules file, or a standby. The worker thread takes what is queued (a few milliseconds'
+worth), feeds it to the :class:`~alerts.evaluator.Evaluator`, and in one transaction
+writes the resulting transitions, their CAP messages and outbox rows, and the state of
+every rule it touched. Only after that commit does it publish and acknowledge, so a
+crash leaves the messages to be redelivered, and the saved per-source reading times
+make the evaluator ignore what it had already counted: no transition is lost or
+repeated. Every ``tick_s`` (and whenever :meth:`AlertEngine.tick_now` asks) it lets
+time pass for every rule (silence, sliding windows, durations), reads new damage
+findings, escalates unacknowledged alerts and delivers due webhooks.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+import paho.mqtt.client as paho
+import psycopg
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from pydantic import ValidationError
+
+from alerts.book import AlertBook, Outcome
+from alerts.evaluator import BindingSnapshot, Decision, Evaluator
+from alerts.ruleset import FindingRule, RuleFile
+from alerts.webhook import WebhookDispatcher, resolve_secrets
+from core.alerting import AlertState, AssetAlerts, OpenAlert
+from core.errors import PayloadError, StoreError, TransportError
+from core.messages import ReadingBatch, decode
+from core.mqtt import build_client, connect, reason_is_failure
+from core.settings import AlertsSettings
+from core.topics import TopicKind, Topics
+from store import alerts as q
+from store.db import connect as db_connect
+
+_log = logging.getLogger(__name__)
+
+FINDINGS_CURSOR = "detections"
+EVENTS_CURSOR = "alert_events"
+#: Events are re-read this far behind the cursor: a transaction that took an id early and
+#: committed late is still followed up (following up is idempotent).
+_EVENTS_OVERLAP = 200
+_MAX_PAYLOAD = 1024 * 1024
+_BATCH_WINDOW_S = 0.005
+_REGISTRY_REFRESH_S = 5.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Inbound:
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class _TickRequest:
+    done: threading.Event
+
+
+@dataclass(slots=True)
+class EngineStats:
+    messages: int = 0
+    readings: int = 0
+    ignored: int = 0
+    transitions: int = 0
+    ticks: int = 0
+    published: int = 0
+    restored_bindings: int = 0
+    db_retries: int = 0
+    by_transition: dict[str, int] = field(default_factory=dict)
+
+
+class AlertEngine:
+    """One alert engine. ``start()``, then ``stop()``."""
+
+    def __init__(
+        self,
+        settings: AlertsSettings,
+        database_url: str,
+        rules: RuleFile,
+        *,
+        client_id: str = "mamori-alerts-1",
+        clock: Callable[[], datetime] = _utcnow,
+        http: httpx.Client | None = None,
+        webhook_secrets: dict[str, bytes] | None = None,
+        backoff_base_s: float = 2.0,
+    ) -> None:
+        self.settings = settings
+        self.rules = rules
+        self.stats = EngineStats()
+        self._url = database_url
+        self._clock = clock
+        self._topics = Topics(settings.mqtt.topic_prefix)
+        self._queue: queue.Queue[_Inbound | _TickRequest] = queue.Queue()
+        self._stopping = threading.Event()
+        self._subscribed = threading.Event()
+        self._generation = 0
+        self._worker: threading.Thread | None = None
+        self._sender: threading.Thread | None = None
+        self._send_now = threading.Event()
+        self._http = http or httpx.Client(timeout=10.0)
+        self._owns_http = http is None
+        secrets = (
+            webhook_secrets if webhook_secrets is not None else resolve_secrets(rules.webhooks)
+        )
+        self._dispatcher = WebhookDispatcher(
+            rules.webhooks, secrets, self._http, clock, backoff_base_s=backoff_base_s
+        )
+        self._client = build_client(settings.mqtt, client_id, manual_ack=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+        self._client.on_disconnect = self._on_disconnect
+        self._device_assets: dict[str, str] = {}
+        self._published: dict[str, tuple[tuple[int, int, str], ...]] = {}
+        self._registry_loaded_at = 0.0
+        self.evaluator: Evaluator
+        self.book: AlertBook
+
+    # Lifecycle ------------------------------------------------------------------------
+
+    def start(self, timeout_s: float = 15.0) -> None:
+        self._conn = db_connect(self._url, autocommit=True, application_name="mamori-alerts")
+        self._load_registry()
+        restored = self._rebuild()
+        self.stats.restored_bindings = restored
+        connect(self._client, self.settings.mqtt, receive_maximum=1000)
+        self._client.loop_start()
+        if not self._subscribed.wait(timeout_s):
+            self._client.loop_stop()
+            self._conn.close()
+            raise TransportError(f"no subscription confirmed by {self.settings.mqtt.url()}")
+        if q.get_cursor(self._conn, EVENTS_CURSOR) is None:
+            q.set_cursor(self._conn, EVENTS_CURSOR, q.last_event_id(self._conn), self._clock())
+        self._republish()
+        self._worker = threading.Thread(target=self._work, name="alerts-worker", daemon=True)
+        self._worker.start()
+        if self.rules.webhooks:
+            self._sender = threading.Thread(
+                target=self._send_loop, name="alerts-webhooks", daemon=True
+            )
+            self._sender.start()
+        _log.info(
+            "alert engine: %d rules bound %d times, %d restored; subscribed to %s",
+            len(self.rules.rules),
+            len(self.evaluator.bindings),
+            restored,
+            self._filter(),
+        )
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self._stopping.set()
+        if self._worker is not None:
+            self._worker.join(timeout_s)
+        self._send_now.set()
+        if self._sender is not None:
+            self._sender.join(timeout_s)
+        self._client.disconnect()
+        self._client.loop_stop()
+        if self._owns_http:
+            self._http.close()
+        self._conn.close()
+
+    def tick_now(self, timeout_s: float = 10.0) -> bool:
+        """Ask the worker for a tick after what is already queued; wait for it."""
+        request = _TickRequest(threading.Event())
+        self._queue.put(request)
+        return request.done.wait(timeout_s)
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._queue.unfinished_tasks == 0:
+                return True
+            time.sleep(0.01)
+        return False
+
+    # Start-up -------------------------------------------------------------------------
+
+    def _load_registry(self) -> None:
+        assets = q.load_assets(self._conn)
+        devices = q.load_devices(self._conn)
+        intervals: dict[str, float] = {}
+        for device in devices:
+            if device.asset_id is None or device.expected_interval_s is None:
+                continue
+            current = intervals.get(device.asset_id)
+            value = float(device.expected_interval_s)
+            intervals[device.asset_id] = value if current is None else min(current, value)
+        self._device_assets = {d.id: d.asset_id for d in devices if d.asset_id is not None}
+        self._registry_loaded_at = time.monotonic()
+        self._assets = assets
+        self._intervals = intervals
+
+    def _rebuild(self) -> int:
+        """A fresh evaluator with the state last committed: at start, and after a failed
+        commit (so the evaluator is never ahead of the database)."""
+        self.evaluator = Evaluator(self.rules, self._assets, self._intervals)
+        self.book = AlertBook(self.rules, {a.id: a for a in self._assets}, clock=self._clock)
+        saved = q.load_rule_states(self._conn)
+        restored = 0
+        for key, raw in saved.items():
+            binding = self.evaluator.bindings.get(key)
+            if binding is None:
+                continue
+            try:
+                binding.restore(BindingSnapshot.model_validate_json(raw))
+            except (ValidationError, ValueError, TypeError):
+                _log.warning("saved state of %s on %s is unreadable; starting afresh", *key)
+                continue
+            restored += 1
+        return restored
+
+    def _republish(self) -> None:
+        """Retained messages are idempotent: after a restart, say again what is open."""
+        assets = {row.asset_id for row in q.list_alerts(self._conn, limit=10_000)}
+        for asset_id in sorted(assets):
+            self._publish_asset(asset_id, None)
+
+    # MQTT (paho's network thread) -------------------------------------------------------
+
+    def _filter(self) -> str:
+        topic = self._topics.all_readings()
+        if self.settings.mqtt.protocol == "5":
+            return self._topics.shared(self.settings.share_group, topic)
+        return topic
+
+    def _on_connect(
+        self, client: paho.Client, _u: object, _f: object, reason: object, _p: object
+    ) -> None:
+        if reason_is_failure(reason):
+            _log.error("broker refused the alert engine: %s", reason)
+            return
+        self._generation += 1
+        client.subscribe(self._filter(), qos=1)
+
+    def _on_subscribe(
+        self, _c: paho.Client, _u: object, _mid: int, reasons: list[ReasonCode], _p: Properties
+    ) -> None:
+        if any(reason_is_failure(r) for r in reasons):
+            _log.error("broker refused the readings subscription: %s", reasons)
+            return
+        self._subscribed.set()
+
+    def _on_disconnect(
+        self, _c: paho.Client, _u: object, _f: object, reason: object, _p: object
+    ) -> None:
+        if not self._stopping.is_set():
+            _log.warning("alert engine lost the broker (%s); paho reconnects", reason)
+
+    def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
+        self._queue.put(_Inbound(msg.mid, msg.qos, msg.topic, bytes(msg.payload), self._generation))
+
+    # Worker thread ----------------------------------------------------------------------
+
+    def _work(self) -> None:
+        next_tick = time.monotonic() + self.settings.tick_s
+        while not self._stopping.is_set():
+            timeout = max(0.0, min(0.2, next_tick - time.monotonic()))
+            try:
+                first = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                first = None
+            items: list[_Inbound | _TickRequest] = [] if first is None else [first]
+            deadline = time.monotonic() + _BATCH_WINDOW_S
+            while items and not isinstance(items[-1], _TickRequest) and len(items) < 500:
+                try:
+                    items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    break
+            inbound = [i for i in items if isinstance(i, _Inbound)]
+            if inbound:
+                self._guarded(functools.partial(self._process, inbound))
+            requests = [i for i in items if isinstance(i, _TickRequest)]
+            if requests or time.monotonic() >= next_tick:
+                self._guarded(self._tick)
+                next_tick = time.monotonic() + self.settings.tick_s
+            for request in requests:
+                request.done.set()
+                self._queue.task_done()
+
+    def _guarded(self, work: Callable[[], None]) -> None:
+        """Retry while the database is away; the messages stay unacknowledged meanwhile.
+        Anything else is a bug: logged, and the loop goes on (the broker redelivers the
+        unacknowledged messages after a reconnect)."""
+        delay = 0.2
+        while not self._stopping.is_set():
+            try:
+                work()
+                return
+            except (StoreError, psycopg.Error) as err:
+                self.stats.db_retries += 1
+                _log.warning("alert engine could not commit (%s); retrying in %.1fs", err, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                self._reconnect_db()
+                try:
+                    self._rebuild()
+                except (StoreError, psycopg.Error):
+                    _log.debug("database still away; rebuilding later", exc_info=True)
+            except Exception:
+                _log.exception("alert engine failed on a batch; going on")
+                return
+
+    def _process(self, inbound: list[_Inbound]) -> None:
+        decisions: list[Decision] = []
+        for message in inbound:
+            decisions.extend(self._evaluate(message))
+        outcomes = self._commit(decisions)
+        self.stats.messages += len(inbound)
+        self._after_commit(outcomes)
+        for message in inbound:
+            if message.qos > 0 and message.generation == self._generation:
+                self._client.ack(message.mid, message.qos)
+            self._queue.task_done()
+
+    def _evaluate(self, message: _Inbound) -> list[Decision]:
+        try:
+            parsed = self._topics.parse(message.topic)
+            if parsed.kind is not TopicKind.READINGS:
+                return []
+            batch = decode(ReadingBatch, message.payload, max_bytes=_MAX_PAYLOAD)
+        except PayloadError as err:
+            # Ingest dead-letters bad payloads; here they are just not evidence.
+            _log.debug("ignoring %s: %s", message.topic, err)
+            self.stats.ignored += 1
+            return []
+        asset = self._asset_of(batch.device)
+        if asset is None:
+            self.stats.ignored += 1
+            return []
+        decisions: list[Decision] = []
+        for reading in batch.readings:
+            self.stats.readings += 1
+            decisions.extend(
+                self.evaluator.observe(
+                    asset, reading.metric, reading.ts, reading.value, batch.device
+                )
+            )
+        return decisions
+
+    def _asset_of(self, device: str) -> str | None:
+        asset = self._device_assets.get(device)
+        if asset is None and time.monotonic() - self._registry_loaded_at > _REGISTRY_REFRESH_S:
+            self._load_registry()
+            asset = self._device_assets.get(device)
+        return asset
+
+    def _tick(self) -> None:
+        now = self._clock()
+        self.stats.ticks += 1
+        self._reset_resolved_findings()
+        decisions = self.evaluator.tick(now)
+        cursor = q.get_cursor(self._conn, FINDINGS_CURSOR) or 0
+        findings = q.new_findings(self._conn, cursor)
+        for row in findings:
+            decisions.extend(
+                self.evaluator.finding(
+                    row.asset_id, row.damage_type, row.max_width_mm, row.confidence, row.created_at
+                )
+            )
+
+        def advance_cursor() -> None:
+            if findings:
+                q.set_cursor(self._conn, FINDINGS_CURSOR, findings[-1].id, now)
+
+        outcomes = self._commit(decisions, extra=advance_cursor, escalate_at=now)
+        self._after_commit(outcomes)
+        self._follow_up(now)
+        self._sync_published()
+        self._send_now.set()
+
+    def _follow_up(self, now: datetime) -> None:
+        """CAP messages and webhooks for transitions others wrote (the API's operators)."""
+        cursor = q.get_cursor(self._conn, EVENTS_CURSOR) or 0
+        with self._conn.transaction():
+            rows = q.events_after(self._conn, max(0, cursor - _EVENTS_OVERLAP), limit=5000)
+            for row in rows:
+                self.book.follow_up(self._conn, row)
+            if rows and rows[-1].id > cursor:
+                q.set_cursor(self._conn, EVENTS_CURSOR, rows[-1].id, now)
+
+    def _sync_published(self) -> None:
+        """Operators acknowledge and resolve through the CLI or the API, which write the
+        database only: publish every asset whose open alerts changed since we last did."""
+        current: dict[str, tuple[tuple[int, int, str], ...]] = {}
+        for row in q.list_alerts(self._conn, limit=10_000):
+            current.setdefault(row.asset_id, ())
+            current[row.asset_id] += ((row.id, row.level, row.state),)
+        for asset_id in sorted(set(current) | set(self._published)):
+            if self._published.get(asset_id, ()) != tuple(sorted(current.get(asset_id, ()))):
+                self._publish_asset(asset_id, None)
+
+    def _reset_resolved_findings(self) -> None:
+        open_keys = {(r.rule_id, r.asset_id) for r in q.list_alerts(self._conn, limit=10_000)}
+        for key, binding in self.evaluator.bindings.items():
+            if (
+                isinstance(binding.rule, FindingRule)
+                and binding.rule.emit
+                and binding.ladder.level
+                and key not in open_keys
+            ):
+                self.evaluator.reset(key)
+
+    def _commit(
+        self,
+        decisions: list[Decision],
+        *,
+        extra: Callable[[], None] | None = None,
+        escalate_at: datetime | None = None,
+    ) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        with self._conn.transaction():
+            for decision in decisions:
+                outcome = self.book.apply(self._conn, decision)
+                if outcome is not None:
+                    outcomes.append(outcome)
+            if escalate_at is not None:
+                outcomes.extend(self.book.escalate_due(self._conn, escalate_at))
+            dirty = [b for b in self.evaluator.bindings.values() if b.dirty]
+            q.save_rule_states(
+                self._conn,
+                [(b.rule.id, b.asset.id, b.snapshot().model_dump_json()) for b in dirty],
+                self._clock(),
+            )
+            if extra is not None:
+                extra()
+        for binding in dirty:
+            binding.dirty = False
+        return outcomes
+
+    def _after_commit(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            self.stats.transitions += 1
+            name = outcome.message.transition.value
+            self.stats.by_transition[name] = self.stats.by_transition.get(name, 0) + 1
+        # One message per transition, in order, so a subscriber sees each change; the
+        # open list in each is the asset's state after the whole batch.
+        for outcome in outcomes:
+            self._publish_asset(outcome.message.asset, outcome)
+        if outcomes and self.rules.webhooks:
+            self._send_now.set()
+
+    def _publish_asset(self, asset_id: str, change: Outcome | None) -> None:
+        asset = self.book.assets.get(asset_id)
+        if asset is None:
+            return
+        rows = [r for r in q.list_alerts(self._conn, limit=10_000) if r.asset_id == asset_id]
+        self._published[asset_id] = tuple(sorted((r.id, r.level, r.state) for r in rows))
+        open_alerts = [
+            OpenAlert(
+                alert_id=r.id,
+                rule=r.rule_id,
+                level=r.level,
+                state=AlertState(r.state),
+                title=r.title,
+                title_ja=self.book._title_ja(r.rule_id),
+                opened_at=r.opened_at,
+                updated_at=r.updated_at,
+                value=r.value,
+            )
+            for r in rows
+        ]
+        message = AssetAlerts(
+            site=asset.site_id,
+            asset=asset_id,
+            level=max((a.level for a in open_alerts), default=0),
+            open=open_alerts,
+            change=change.message if change else None,
+            at=change.message.at if change else self._clock(),
+        )
+        info = self._client.publish(
+            self._topics.alerts(asset.site_id, asset_id),
+            message.model_dump_json().encode(),
+            qos=1,
+            retain=True,
+        )
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            _log.warning("alert message for %s not queued (rc %s)", asset_id, info.rc)
+        self.stats.published += 1
+
+    def _send_loop(self) -> None:
+        """Webhooks on their own thread and connection: a slow or dead receiver must not
+        hold up evaluation. Woken after each commit that queued something, and every
+        second for retries that came due."""
+        conn: psycopg.Connection[tuple[object, ...]] | None = None
+        while not self._stopping.is_set():
+            self._send_now.wait(1.0)
+            self._send_now.clear()
+            try:
+                if conn is None or conn.closed:
+                    conn = db_connect(self._url, autocommit=True, application_name="mamori-hooks")
+                while self._dispatcher.dispatch_due(conn) and not self._stopping.is_set():
+                    pass
+            except (StoreError, psycopg.Error) as err:
+                _log.warning("webhook delivery paused: %s", err)
+                if conn is not None:
+                    conn.close()
+                conn = None
+            except Exception:
+                _log.exception("webhook delivery failed; going on")
+        if conn is not None:
+            conn.close()
+
+    def _reconnect_db(self) -> None:
+        try:
+            self._conn.close()
+        except Exception:
+            _log.debug("closing a broken connection failed", exc_info=True)
+        try:
+            self._conn = db_connect(self._url, autocommit=True, application_name="mamori-alerts")
+        except StoreError as err:
+            _log.warning("database still unreachable: %s", err)
+
+
+__all__ = ["AlertEngine", "EngineStats"]

@@ -1,0 +1,251 @@
+"""The engine on real PostgreSQL and real Mosquitto: readings in, alerts out, restart."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from alerts.engine import AlertEngine
+from alerts.ruleset import parse_rules
+from core.messages import Reading
+from core.settings import AlertsSettings, MqttSettings
+from core.topics import Topics
+from edge_agent.publisher import DevicePublisher
+from store import alerts as q
+from tests.integration.alerts.helpers import (
+    RULES,
+    AlertWatcher,
+    Clock,
+    Fleet,
+    eventually,
+    register_fleet,
+)
+from tests.integration.alerts.test_webhook import SECRET, Receiver
+
+
+@pytest.fixture
+def fleet(database_url: str) -> Fleet:
+    return register_fleet(database_url)
+
+
+@pytest.fixture
+def watcher(mqtt_settings: MqttSettings) -> Iterator[AlertWatcher]:
+    watch = AlertWatcher(mqtt_settings)
+    watch.start()
+    yield watch
+    watch.stop()
+
+
+@pytest.fixture
+def device(mqtt_settings: MqttSettings, fleet: Fleet) -> Iterator[DevicePublisher]:
+    publisher = DevicePublisher(mqtt_settings, fleet.site, fleet.device)
+    publisher.start()
+    yield publisher
+    publisher.stop()
+
+
+def alerts_of(database_url: str, asset: str) -> list[q.AlertRow]:
+    with psycopg.connect(database_url) as conn:
+        return [r for r in q.list_alerts(conn, include_resolved=True) if r.asset_id == asset]
+
+
+def events_of(database_url: str, alert_id: int) -> list[str]:
+    with psycopg.connect(database_url) as conn:
+        return [e.transition for e in q.alert_events(conn, alert_id)]
+
+
+def make_engine(mqtt: MqttSettings, database_url: str, clock: Clock, client_id: str) -> AlertEngine:
+    settings = AlertsSettings(mqtt=mqtt, tick_s=3600)
+    return AlertEngine(settings, database_url, parse_rules(RULES), client_id=client_id, clock=clock)
+
+
+def test_readings_open_raise_survive_restart_and_resolve(
+    database_url: str,
+    mqtt_settings: MqttSettings,
+    fleet: Fleet,
+    watcher: AlertWatcher,
+    device: DevicePublisher,
+) -> None:
+    clock = Clock()
+    client_id = f"alerts-{uuid.uuid4().hex[:8]}"
+    topic = Topics(mqtt_settings.topic_prefix).alerts(fleet.site, fleet.station)
+
+    def send(minutes: float, level: float) -> None:
+        at = clock.now + timedelta(minutes=minutes)
+        device.publish_batch([Reading(metric="water_level_m", ts=at, value=level)])
+
+    engine = make_engine(mqtt_settings, database_url, clock, client_id)
+    engine.start()
+    try:
+        send(0, 1.0)
+        send(1, 2.5)  # above 氾濫注意水位 2.2: 警戒レベル2
+        assert eventually(lambda: len(alerts_of(database_url, fleet.station)) == 1)
+        assert eventually(lambda: topic in watcher.latest and watcher.latest[topic].level == 2)
+        send(2, 3.0)  # above 避難判断水位 2.9: 警戒レベル3, the same alert
+        assert eventually(
+            lambda: watcher.latest.get(topic) is not None and watcher.latest[topic].level == 3
+        )
+        (alert,) = alerts_of(database_url, fleet.station)
+        assert (alert.level, alert.state) == (3, "open")
+        change = watcher.latest[topic].change
+        assert change is not None
+        assert (change.transition.value, change.alert_id) == ("raised", alert.id)
+    finally:
+        engine.stop()
+
+    # Readings sent while the engine is down wait in its persistent session.
+    send(3, 3.6)  # above 氾濫危険水位 3.4
+    restarted = make_engine(mqtt_settings, database_url, clock, client_id)
+    restarted.start()
+    try:
+        assert restarted.stats.restored_bindings >= 1
+        assert eventually(lambda: alerts_of(database_url, fleet.station)[0].level == 4)
+        # Redelivered or repeated readings change nothing.
+        send(3, 3.6)
+        send(2, 3.0)
+        assert restarted.tick_now()
+        assert events_of(database_url, alert.id) == ["opened", "raised", "raised"]
+        # The river falls; below every clear level the alert steps down then resolves
+        # once the clear condition held for clear_for_s (300 s) of engine time.
+        send(10, 1.0)
+        assert eventually(lambda: alerts_of(database_url, fleet.station)[0].state == "open")
+        assert restarted.tick_now()
+        clock.advance(minutes=20)
+        assert restarted.tick_now()
+        (final,) = alerts_of(database_url, fleet.station)
+        assert final.state == "resolved"
+        assert eventually(lambda: watcher.latest[topic].level == 0)
+        assert events_of(database_url, alert.id) == ["opened", "raised", "raised", "resolved"]
+    finally:
+        restarted.stop()
+    with psycopg.connect(database_url) as conn:
+        caps = q.cap_messages(conn, alert.id)
+    assert [c.msg_type for c in caps] == ["Alert", "Update", "Update", "Cancel"]
+
+
+def test_operator_ack_is_published_and_findings_open_alerts(
+    database_url: str, mqtt_settings: MqttSettings, fleet: Fleet, watcher: AlertWatcher
+) -> None:
+    clock = Clock()
+    engine = make_engine(mqtt_settings, database_url, clock, f"alerts-{uuid.uuid4().hex[:8]}")
+    engine.start()
+    try:
+        with psycopg.connect(database_url) as conn:
+            conn.execute(
+                """INSERT INTO images (id, asset_id, blob_key, sha256, size_bytes, content_type)
+                   VALUES (%s, %s, %s, %s, 1, 'image/jpeg')""",
+                (f"img-{fleet.bridge}", fleet.bridge, f"k-{fleet.bridge}", "0" * 64),
+            )
+            # The inspection migration adds detections.model_name (NOT NULL) when present.
+            has_model_name = conn.execute(
+                """SELECT count(*) FROM information_schema.columns
+                   WHERE table_name = 'detections' AND column_name = 'model_name'"""
+            ).fetchone() == (1,)
+            for width in (0.2, 0.45):
+                conn.execute(
+                    """INSERT INTO detections (image_id, damage_type, confidence, x1, y1, x2, y2,
+                                              max_width_mm, model_version)
+                       VALUES (%s, 'crack', 0.9, 0, 0, 10, 10, %s, 'test')"""
+                    if not has_model_name
+                    else """INSERT INTO detections (image_id, damage_type, confidence, x1, y1,
+                                                    x2, y2, max_width_mm, model_version,
+                                                    model_name)
+                       VALUES (%s, 'crack', 0.9, 0, 0, 10, 10, %s, 'test', 'test')""",
+                    (f"img-{fleet.bridge}", width),
+                )
+            conn.commit()
+        assert engine.tick_now()
+        (alert,) = alerts_of(database_url, fleet.bridge)
+        assert (alert.rule_id, alert.level, alert.state) == ("crack", 3, "open")
+        topic = Topics(mqtt_settings.topic_prefix).alerts(fleet.site, fleet.bridge)
+        assert eventually(lambda: topic in watcher.latest)
+        with psycopg.connect(database_url) as conn, conn.transaction():
+            engine.book.acknowledge(conn, alert.id, "tanaka", clock.now)
+        assert engine.tick_now()
+        assert eventually(lambda: watcher.latest[topic].open[0].state.value == "acknowledged")
+        # The same detections are not read twice.
+        assert engine.tick_now()
+        assert events_of(database_url, alert.id) == ["opened", "acknowledged"]
+    finally:
+        engine.stop()
+
+
+def test_a_resolve_written_by_the_api_gets_its_cap_cancel_and_publication(
+    database_url: str,
+    mqtt_settings: MqttSettings,
+    fleet: Fleet,
+    watcher: AlertWatcher,
+    device: DevicePublisher,
+) -> None:
+    clock = Clock()
+    engine = make_engine(mqtt_settings, database_url, clock, f"alerts-{uuid.uuid4().hex[:8]}")
+    topic = Topics(mqtt_settings.topic_prefix).alerts(fleet.site, fleet.station)
+    engine.start()
+    try:
+        device.publish_batch([Reading(metric="water_level_m", ts=clock.now, value=3.0)])
+        assert eventually(lambda: len(alerts_of(database_url, fleet.station)) == 1)
+        (alert,) = alerts_of(database_url, fleet.station)
+        # What the API does: the tables only (it cannot import the alerts service).
+        with psycopg.connect(database_url) as conn:
+            conn.execute(
+                """UPDATE alerts SET state = 'resolved', resolved_at = %s, resolved_by = 'sato',
+                          updated_at = %s WHERE id = %s""",
+                (clock.now, clock.now, alert.id),
+            )
+            conn.execute(
+                """INSERT INTO alert_events (alert_id, at, actor, transition, from_state,
+                                            to_state, from_level, to_level, note)
+                   VALUES (%s, %s, 'sato', 'resolved', 'open', 'resolved', 3, 3, 'checked')""",
+                (alert.id, clock.now),
+            )
+        assert engine.tick_now()
+        assert eventually(
+            lambda: watcher.latest.get(topic) is not None and watcher.latest[topic].level == 0
+        )
+        assert engine.tick_now()  # following up twice issues nothing twice
+        with psycopg.connect(database_url) as conn:
+            caps = q.cap_messages(conn, alert.id)
+        assert [c.msg_type for c in caps] == ["Alert", "Cancel"]
+    finally:
+        engine.stop()
+
+
+def test_the_engine_delivers_webhooks_from_its_own_thread(
+    database_url: str,
+    mqtt_settings: MqttSettings,
+    fleet: Fleet,
+    device: DevicePublisher,
+) -> None:
+    receiver = Receiver()
+    receiver.up = True
+    target = f"centre-{fleet.station}"
+    rules = parse_rules(
+        RULES + f'\nwebhooks:\n  - {{name: {target}, url: "{receiver.url}", secret_env: HOOK}}\n'
+    )
+    clock = Clock()
+    engine = AlertEngine(
+        AlertsSettings(mqtt=mqtt_settings, tick_s=3600),
+        database_url,
+        rules,
+        client_id=f"alerts-{uuid.uuid4().hex[:8]}",
+        clock=clock,
+        webhook_secrets={target: SECRET},
+    )
+    engine.start()
+    try:
+        device.publish_batch([Reading(metric="water_level_m", ts=clock.now, value=2.5)])
+        device.publish_batch(
+            [Reading(metric="water_level_m", ts=clock.now + timedelta(minutes=1), value=3.0)]
+        )
+        assert eventually(lambda: len(receiver.received) == 2)
+        levels = sorted(m.level for m in receiver.received.values())
+        assert levels == [2, 3]
+        assert receiver.bad_signatures == 0
+        assert receiver.duplicates == 0
+    finally:
+        engine.stop()
+        receiver.close()
