@@ -48,19 +48,41 @@ def run(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="Override settings.host.")] = None,
     port: Annotated[int | None, typer.Option(help="Override settings.port.")] = None,
+    demo: Annotated[
+        bool,
+        typer.Option(help="Seed three synthetic flagged photos and a demo inspector login."),
+    ] = False,
 ) -> None:
     """Serve the HTTP API and the review page (uvicorn)."""
+    import secrets
+
     import uvicorn
 
     from api.app import create_app
     from mamori.stack import database_url, migrate_url
+    from store.db import connect
 
     settings = _settings(config)
     with database_url(settings.database) as url:
         migrate_url(url)
-        application = create_app(settings, url)
         bind_host = host or settings.host
         bind_port = port or settings.port
+        if demo:
+            from api.demo_seed import seed_review_demo
+
+            password = os.environ.get("MAMORI_API_DEMO_PASSWORD") or secrets.token_urlsafe(12)
+            with connect(url) as conn:
+                seed_review_demo(conn, settings.blob_dir, inspector="inspector", password=password)
+            _console.print(
+                "demo login: inspector / "
+                + (
+                    "(MAMORI_API_DEMO_PASSWORD)"
+                    if "MAMORI_API_DEMO_PASSWORD" in os.environ
+                    else password
+                )
+                + "  (an existing demo user keeps its first password)"
+            )
+        application = create_app(settings, url)
         _console.print(f"Mamori API on http://{bind_host}:{bind_port}/review")
         uvicorn.run(application, host=bind_host, port=bind_port, log_config=None)
 

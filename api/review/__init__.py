@@ -1,0 +1,1 @@
+"""The inspectors' review page: templates, static files, strings in Japanese and English."""
