@@ -98,8 +98,12 @@ class Topics:
     def all_status(self) -> str:
         return f"{self.root}/+/+/status"
 
-    def all_photo_messages(self) -> str:
-        return f"{self.root}/+/+/photos/#"
+    def all_photo_manifests(self) -> str:
+        return f"{self.root}/+/+/photos/+/manifest"
+
+    def all_photo_chunks(self) -> str:
+        # Not photos/#: that would also match the acks ingest itself sends back.
+        return f"{self.root}/+/+/photos/+/chunks/+"
 
     def all_alerts(self) -> str:
         return f"{self.root}/alerts/#"

@@ -7,6 +7,7 @@ on this (edge agent issue); this class is the transport.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ class DevicePublisher:
         self._topics = Topics(mqtt.topic_prefix)
         self._connected = threading.Event()
         self._subscriptions: list[str] = []
+        self._stopped = False
         will = DeviceStatus(
             device=device, state=DeviceState.OFFLINE, ts=datetime.now(UTC), reason="connection lost"
         )
@@ -84,14 +86,24 @@ class DevicePublisher:
             )
 
     def stop(self) -> None:
-        """Say goodbye on purpose: a retained ``offline`` status, then disconnect."""
+        """Say goodbye on purpose: a retained ``offline`` status, then disconnect.
+
+        Safe to call twice; without a connection the broker's will says it instead."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if not self._connected.is_set():
+            self._client.disconnect()
+            self._client.loop_stop()
+            return
         bye = DeviceStatus(
             device=self.device, state=DeviceState.OFFLINE, ts=datetime.now(UTC), reason="shutdown"
         )
         info = self._client.publish(
             self._topics.status(self.site, self.device), encode(bye), qos=1, retain=True
         )
-        info.wait_for_publish(5)
+        with contextlib.suppress(RuntimeError, ValueError):  # the link went in between
+            info.wait_for_publish(5)
         self._client.disconnect()
         self._client.loop_stop()
 

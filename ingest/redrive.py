@@ -34,14 +34,16 @@ class RedriveResult:
 def redrive(
     conn: Conn, topics: Topics, limits: Limits, *, reason: str | None = None, limit: int = 1000
 ) -> RedriveResult:
-    """Re-drive up to ``limit`` open dead letters (optionally of one reason), in one transaction."""
+    """Re-drive up to ``limit`` open dead letters under ``topics``' prefix (optionally of one
+    reason), in one transaction."""
     with translate_errors("re-driving dead letters"), conn.transaction():
         devices = device_sites(conn)
         letters = conn.execute(
             """SELECT id, topic, payload, received_at FROM dead_letters
                WHERE redriven_at IS NULL AND (%(reason)s::text IS NULL OR reason = %(reason)s)
+                 AND starts_with(topic, %(root)s)
                ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED""",
-            {"reason": reason, "limit": limit},
+            {"reason": reason, "limit": limit, "root": f"{topics.root}/"},
         ).fetchall()
         stored = failing = rows = 0
         for letter_id, topic, payload, received_at in letters:

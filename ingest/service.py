@@ -193,7 +193,8 @@ class IngestService:
         filters = [
             self._topics.all_readings(),
             self._topics.all_status(),
-            self._topics.all_photo_messages(),
+            self._topics.all_photo_manifests(),
+            self._topics.all_photo_chunks(),
         ]
         group = self.settings.share_group
         if group is not None and self.settings.mqtt.protocol == "5":

@@ -56,7 +56,11 @@ def service_accounts(topics: Topics) -> list[Account]:
             read=(f"{root}/+/+/readings", f"{root}/+/+/status"),
             write=(f"{root}/alerts/#",),
         ),
-        Account("mamori-viewer", read=(f"{root}/alerts/#", f"{root}/+/+/status")),
+        Account("mamori-inspect", write=(f"{root}/inspections/#",)),
+        Account(
+            "mamori-viewer",
+            read=(f"{root}/alerts/#", f"{root}/+/+/status", f"{root}/inspections/#"),
+        ),
     ]
 
 

@@ -22,14 +22,18 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from core.settings import MqttSettings
 from mamori.broker import MosquittoBroker
-from store.embedded import EmbeddedPostgres, create_database
-from store.migrate import migrate
+from store.embedded import EmbeddedPostgres
+from tests.support import migrated_database
 
 Conn = psycopg.Connection[tuple[object, ...]]
+
+# The training smoke test needs the `train` extra (torch, ultralytics: gigabytes) in its
+# own interpreter, so it runs only when asked: MAMORI_TRAIN_TESTS=1 pytest tests/train.
+# Not collected is not skipped: the default run never pretends to have run it.
+collect_ignore = [] if os.environ.get("MAMORI_TRAIN_TESTS") == "1" else ["train"]
 
 
 @pytest.fixture(scope="session")
@@ -48,15 +52,8 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def database_url(pg_admin_url: str) -> Iterator[str]:
     """A fresh, migrated database for this test session, dropped afterwards."""
-    name = f"mamori_test_{uuid.uuid4().hex[:10]}"
-    url = create_database(pg_admin_url, name)
-    with psycopg.connect(url) as conn:
-        migrate(conn)
-    yield url
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    with migrated_database(pg_admin_url, "mamori_test") as url:
+        yield url
 
 
 @pytest.fixture

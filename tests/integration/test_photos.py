@@ -89,6 +89,13 @@ def test_photo_arrives_whole_with_its_metadata(
         with psycopg.connect(database_url) as conn:
             count = conn.execute("SELECT count(*) FROM images WHERE sha256 = %s", (sha,)).fetchone()
         assert count == (1,)
+        # Ingest does not hear its own acknowledgements back as strange messages.
+        with psycopg.connect(database_url) as conn:
+            letters = conn.execute(
+                "SELECT count(*) FROM dead_letters WHERE topic LIKE %s",
+                (f"{publisher.device_root}/%",),
+            ).fetchone()
+        assert letters == (0,)
     finally:
         publisher.stop()
         service.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -19,7 +20,7 @@ LIMITS = Limits(100_000, timedelta(minutes=5), timedelta(days=30))
 
 
 def test_late_registered_device_is_redriven_once(db: Conn) -> None:
-    topics = Topics("mamori")
+    topics = Topics(f"rd{uuid.uuid4().hex[:8]}")
     now = datetime.now(UTC).replace(microsecond=0)
     batch = ReadingBatch(
         device="late-dev",
