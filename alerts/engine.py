@@ -1,9 +1,10 @@
 """The alert engine: readings in over MQTT, transitions out over MQTT, webhooks and CAP.
 
 Two threads, as in ingest. paho's network thread queues each readings message,
-unacknowledged, from the engine's own shared subscription (``$share/alerts/...``): a
-second replica shares the load... of distinct devices only, so run one replica per
-rules file, or a standby. The worker thread takes what is queued (a few milliseconds'
+unacknowledged, from the engine's own persistent subscription (a plain one by default,
+which survives broker restarts; ``share_group`` makes it ``$share/{group}/...``, though a
+second replica would see only part of each asset's readings, so run one replica per
+rules file, or a standby). The worker thread takes what is queued (a few milliseconds'
 worth), feeds it to the :class:`~alerts.evaluator.Evaluator`, and in one transaction
 writes the resulting transitions, their CAP messages and outbox rows, and the state of
 every rule it touched. Only after that commit does it publish and acknowledge, so a
@@ -239,8 +240,9 @@ class AlertEngine:
 
     def _filter(self) -> str:
         topic = self._topics.all_readings()
-        if self.settings.mqtt.protocol == "5":
-            return self._topics.shared(self.settings.share_group, topic)
+        group = self.settings.share_group
+        if group is not None and self.settings.mqtt.protocol == "5":
+            return self._topics.shared(group, topic)
         return topic
 
     def _on_connect(

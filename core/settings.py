@@ -194,7 +194,11 @@ class AlertsSettings(DatabaseServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MAMORI_ALERTS_")
 
     mqtt: MqttSettings = MqttSettings()
-    share_group: str = Field(default="alerts", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    share_group: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        description="a shared subscription group; unset, a plain one (see IngestSettings)",
+    )
     rules_file: Path | None = None
     tick_s: float = Field(default=10.0, gt=0, le=3600)
 
@@ -231,12 +235,15 @@ class DashboardsSettings(MamoriSettings):
 class DemoSettings(MamoriSettings):
     model_config = SettingsConfigDict(env_prefix="MAMORI_DEMO_")
 
+    # The progress line is the demo's voice; service chatter would scroll it away.
+    log: LogSettings = LogSettings(level="WARNING")
     database: DatabaseSettings = DatabaseSettings()
     mqtt_host: str | None = Field(
         default=None, description="use this broker instead of starting one"
     )
     mqtt_port: int = Field(default=1883, ge=1, le=65535)
     work_dir: Path = Path("var/demo")
+    api_port: int = Field(default=8000, ge=0, le=65535, description="0 picks a free port")
 
 
 _S = TypeVar("_S", bound=MamoriSettings)

@@ -21,10 +21,15 @@ from core.settings import (
     DemoSettings,
     EdgeSettings,
     IngestSettings,
-    InspectSettings,
     MamoriSettings,
     load_settings,
 )
+from inspection_models.settings import InspectionSettings
+from mamori.commands import alerts as alerts_commands
+from mamori.commands import api as api_commands
+from mamori.commands import dashboards as dashboards_commands
+from mamori.commands import db as db_commands
+from mamori.commands import inspect as inspect_commands
 
 app = typer.Typer(
     help="Mamori (守り): watches public infrastructure and warns before disasters.",
@@ -50,6 +55,11 @@ def _load(cls: type[_S], config: Path | None) -> _S:
 def _validate(cls: type[MamoriSettings], config: Path | None) -> None:
     settings = load_settings(cls, config)
     _console.print_json(json.dumps(settings.redacted()))
+    if isinstance(settings, AlertsSettings) and settings.rules_file is not None:
+        from alerts.ruleset import load_rules
+
+        rules = load_rules(settings.rules_file)
+        _console.print(f"[green]{settings.rules_file}: {len(rules.rules)} rules valid[/]")
     _console.print(f"[green]{cls.__name__} is valid[/]")
 
 
@@ -68,10 +78,18 @@ def _group(name: str, help_text: str, settings_cls: type[MamoriSettings]) -> typ
 db_app = _group("db", "Database: migrations and maintenance.", DbSettings)
 ingest_app = _group("ingest", "MQTT → PostgreSQL ingest service.", IngestSettings)
 edge_app = _group("edge", "Device-side agent.", EdgeSettings)
-inspect_app = _group("inspect", "Damage detection on photos.", InspectSettings)
+inspect_app = _group("inspect", "Damage detection on photos.", InspectionSettings)
 alerts_app = _group("alerts", "Alert rules and the alert engine.", AlertsSettings)
 api_app = _group("api", "HTTP API and the inspectors' review page.", ApiSettings)
 dashboards_app = _group("dashboards", "Grafana dashboards as code.", DashboardsSettings)
+# Each service's own commands live beside the CLI, one module per group; their heavy
+# imports happen inside the commands, so a device install can still run `mamori edge`.
+db_commands.register(db_app)
+inspect_commands.register(inspect_app)
+alerts_commands.register(alerts_app)
+api_commands.register(api_app)
+dashboards_commands.register(dashboards_app)
+inspect_app.command("export-reviewed")(api_commands.export_reviewed_command)
 
 
 broker_app = typer.Typer(
@@ -130,6 +148,12 @@ def demo(
     work_dir: Annotated[
         Path | None, typer.Option(help="Where the embedded services keep data.")
     ] = None,
+    api_port: Annotated[
+        int | None, typer.Option(help="Port of the API and review page (0: any free).")
+    ] = None,
+    keep_serving: Annotated[
+        bool, typer.Option(help="Keep the review page and services up after the replay.")
+    ] = False,
 ) -> None:
     """Run the whole system on this machine with simulated Yamaguchi devices."""
     from mamori.demo import print_summary, run_demo
@@ -142,8 +166,10 @@ def demo(
         updates["mqtt_host"], updates["mqtt_port"] = mqtt_host, mqtt_port
     if work_dir:
         updates["work_dir"] = work_dir
+    if api_port is not None:
+        updates["api_port"] = api_port
     settings = settings.model_copy(update=updates)
-    summary = run_demo(settings, duration_s=duration, console=_console)
+    summary = run_demo(settings, duration_s=duration, console=_console, keep_serving=keep_serving)
     print_summary(_console, summary)
     if summary.lost != 0:
         _err.print(f"[red]{summary.lost} readings published but not stored[/]")

@@ -33,6 +33,8 @@ def test_demo_summary_matches_the_database(pg_admin_url: str, tmp_path: Path) ->
                 url,
                 "--work-dir",
                 str(tmp_path),
+                "--api-port",
+                "0",
             ],
             capture_output=True,
             text=True,
@@ -42,17 +44,28 @@ def test_demo_summary_matches_the_database(pg_admin_url: str, tmp_path: Path) ->
         )
         assert result.returncode == 0, result.stdout + result.stderr
         match = re.search(
-            r"SUMMARY devices=(\d+) readings_published=(\d+) "
-            r"readings_stored=(\d+) dead_letters=(\d+)",
+            r"SUMMARY devices=(\d+) readings_published=(\d+) readings_stored=(\d+) "
+            r"dead_letters=(\d+) photos_uploaded=(\d+) photos_inspected=(\d+) "
+            r"photos_flagged=(\d+) alerts=(\d+) peak_level=(\d+)",
             result.stdout,
         )
         assert match, result.stdout
-        devices, published, stored, letters = (int(g) for g in match.groups())
+        devices, published, stored, letters, uploaded, inspected, flagged, alerts, peak = (
+            int(g) for g in match.groups()
+        )
         with psycopg.connect(url) as conn:
             in_db = conn.execute("SELECT count(*) FROM readings").fetchone()
             letters_db = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
             online = conn.execute("SELECT count(*) FROM devices").fetchone()
-        assert devices == 6
+            images = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE status = 'flagged') FROM images"
+            ).fetchone()
+            alert_rows = conn.execute("SELECT count(*), max(level) FROM alerts").fetchone()
+            river = conn.execute(
+                "SELECT max(e.to_level) FROM alert_events e JOIN alerts a ON a.id = e.alert_id "
+                "WHERE a.asset_id LIKE 'fushino-%%'"
+            ).fetchone()
+        assert devices == 7
         assert online == (devices,)
         assert published > 100
         assert stored == published
@@ -60,6 +73,17 @@ def test_demo_summary_matches_the_database(pg_admin_url: str, tmp_path: Path) ->
         # The demo's faulty accelerometer corrupts every 7th message on purpose.
         assert letters > 0
         assert letters_db == (letters,)
+        # The drone's photos went through ingest to the inspection worker.
+        assert uploaded == inspected == 4
+        assert images == (uploaded, flagged)
+        assert flagged >= 1
+        # The replayed flood raised river alerts, through the whole ladder to 警戒レベル5.
+        assert alert_rows is not None
+        # (The engine's last evaluation, after the summary was counted, may open more.)
+        assert 0 < alerts <= int(str(alert_rows[0]))
+        assert peak >= 4
+        assert river is not None
+        assert river[0] == 5
     finally:
         with psycopg.connect(pg_admin_url, autocommit=True) as conn:
             conn.execute(
