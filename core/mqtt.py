@@ -8,6 +8,7 @@ paho-mqtt is imported by this module only, and only devices and servers (the ``e
 
 from __future__ import annotations
 
+import secrets
 import ssl
 from dataclasses import dataclass
 from typing import Literal
@@ -57,8 +58,10 @@ def build_client(
         client.tls_set_context(context)
     if will is not None:
         client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
-    # Jittered exponential backoff is paho's own (1 s doubling to 60 s).
-    client.reconnect_delay_set(min_delay=1, max_delay=60)
+    # Exponential backoff (paho doubles the delay up to max_delay), jittered by starting
+    # each client at a random 1-4 s, so a fleet that lost its broker does not come back
+    # in one synchronised storm.
+    client.reconnect_delay_set(min_delay=secrets.choice((1, 2, 3, 4)), max_delay=60)
     return client
 
 

@@ -150,7 +150,7 @@ class SimulatedSensor(_Group):
     """A simulated sensor replaying the Yamaguchi heavy-rain event (for demos and tests)."""
 
     kind: Literal["simulated"] = "simulated"
-    model: Literal["river_level", "rain_gauge", "slope", "bridge_accel"]
+    model: Literal["river_level", "rain_gauge", "slope", "bridge_accel", "bridge_strain"]
     speed: float = Field(default=1.0, gt=0, le=100_000, description="event hours per real hour")
     seed: int = 0
 

@@ -22,6 +22,7 @@ from core.messages import Reading
 from core.settings import EdgeSettings, SimulatedSensor, StreamSensor
 from edge_agent.drivers import (
     BridgeAccelDriver,
+    BridgeStrainDriver,
     Driver,
     RainGaugeDriver,
     RiverLevelDriver,
@@ -47,6 +48,8 @@ def simulated_driver(sensor: SimulatedSensor) -> Driver:
             return SlopeDriver(event, rng=rng)
         case "bridge_accel":
             return BridgeAccelDriver(rng=rng)
+        case "bridge_strain":
+            return BridgeStrainDriver(rng=rng)
 
 
 @dataclass(slots=True)

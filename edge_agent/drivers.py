@@ -93,6 +93,25 @@ class SlopeDriver:
 
 
 @dataclass(slots=True)
+class BridgeStrainDriver:
+    """Strain gauge on a girder: a daily thermal swing plus the live load of traffic."""
+
+    interval: float = 60.0
+    dead_load_ue: float = 180.0
+    thermal_ue: float = 40.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def sample(self, now: datetime, scenario_h: float) -> list[Reading]:
+        thermal = self.thermal_ue * math.sin(2 * math.pi * (scenario_h - 9) / 24)
+        live = self.rng.expovariate(1 / 15) if self.rng.random() < 0.4 else 0.0
+        strain = self.dead_load_ue + thermal + live + self.rng.gauss(0, 1.5)
+        return [Reading(metric="strain_ue", ts=now, value=round(strain, 2))]
+
+    def interval_s(self, scenario_h: float) -> float:
+        return self.interval
+
+
+@dataclass(slots=True)
 class BridgeAccelDriver:
     """Accelerometer sampled fast (100 Hz), reported per window as RMS and peak."""
 

@@ -21,6 +21,7 @@ from core.registry import AssetKind, AssetSpec, DeviceSpec, RiverLevels, SiteSpe
 from core.settings import MqttSettings
 from edge_agent.drivers import (
     BridgeAccelDriver,
+    BridgeStrainDriver,
     Driver,
     RainGaugeDriver,
     RiverLevelDriver,
@@ -176,6 +177,16 @@ def yamaguchi_fleet(seed: int = 7, site_id: str = "yamaguchi") -> Fleet:
             ),
             BridgeAccelDriver(rng=random.Random(rng.random())),
             fault_every=7,
+        ),
+        SimulatedDevice(
+            DeviceSpec(
+                id="br-fushino-str-1",
+                site_id=site_id,
+                asset_id="bridge-fushino",
+                kind="strain",
+                expected_interval_s=60,
+            ),
+            BridgeStrainDriver(rng=random.Random(rng.random())),
         ),
     )
     return Fleet(site, assets, devices)

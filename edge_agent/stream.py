@@ -31,7 +31,10 @@ def parse_line(line: str, fmt: Literal["csv", "ndjson"]) -> Reading | None:
             return Reading.model_validate_json(text)
         except ValidationError as exc:
             raise ValueError(str(exc.errors(include_url=False)[0]["msg"])) from exc
-    fields = next(csv.reader([text]))
+    try:
+        fields = next(csv.reader([text]))
+    except csv.Error as exc:  # a stray carriage return from a noisy serial line, say
+        raise ValueError(f"not a CSV line: {exc}") from exc
     if len(fields) != 3:
         raise ValueError(f"expected ts,metric,value but got {len(fields)} fields")
     if fields[0].strip().lower() == "ts":
