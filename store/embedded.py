@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -68,20 +69,23 @@ class EmbeddedPostgres:
             "-l",
             str(self.data_dir / "log"),
         ]
-        try:
-            # No pipes: the restarted server would inherit them and run() would wait forever.
-            subprocess.run(  # noqa: S603  our own binary and data directory
-                [*command, "restart"],
-                user=user,
-                check=True,
-                timeout=60,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise ServiceError(
-                f"embedded PostgreSQL in {self.data_dir} did not restart: {exc}"
-            ) from exc
+        # No pipes: the restarted server would inherit them and run() would wait forever.
+        with tempfile.TemporaryFile() as errors:
+            try:
+                subprocess.run(  # noqa: S603  our own binary and data directory
+                    [*command, "restart"],
+                    user=user,
+                    check=True,
+                    timeout=60,
+                    stdout=subprocess.DEVNULL,
+                    stderr=errors,
+                )
+            except (OSError, subprocess.SubprocessError) as exc:
+                errors.seek(0)
+                said = errors.read().decode(errors="replace").strip()
+                raise ServiceError(
+                    f"embedded PostgreSQL in {self.data_dir} did not restart: {exc} {said}"
+                ) from exc
 
     def stop(self) -> None:
         server, self._server, self._url = self._server, None, None

@@ -11,17 +11,20 @@ It uses a PostgreSQL and a Mosquitto of its own, because it restarts them.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from core.registry import DeviceSpec, SiteSpec
 from core.settings import EdgeSettings, MqttSettings, SimulatedSensor
@@ -94,8 +97,19 @@ def _scalar(url: str, query: str) -> int:
     return int(str(row[0] or 0))
 
 
-def test_nothing_lost_nothing_duplicated_under_faults(tmp_path: Path) -> None:
-    postgres = EmbeddedPostgres(tmp_path / "pg")
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A directory of the test's own rather than pytest's tmp_path: pytest prunes old
+    numbered temp dirs (another pytest run on the machine can remove this one's while
+    PostgreSQL, running as its own user, still needs them for a restart)."""
+    path = Path(tempfile.mkdtemp(prefix="mamori-chaos-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_nothing_lost_nothing_duplicated_under_faults(workdir: Path) -> None:
+    postgres = EmbeddedPostgres(workdir / "pg")
     admin = postgres.start()
     url = create_database(admin, "chaos")
     with psycopg.connect(url) as conn:
@@ -105,7 +119,7 @@ def test_nothing_lost_nothing_duplicated_under_faults(tmp_path: Path) -> None:
             upsert_device(conn, DeviceSpec(id=f"rg-{n}", site_id=SITE, kind="rain_gauge"))
         conn.commit()
     port = free_port()
-    broker = MosquittoBroker(tmp_path / "broker", port=port)
+    broker = MosquittoBroker(workdir / "broker", port=port)
     broker.start()
     mqtt = MqttSettings(host="127.0.0.1", port=port, topic_prefix=f"c{uuid.uuid4().hex[:8]}")
     env = {
@@ -126,7 +140,7 @@ def test_nothing_lost_nothing_duplicated_under_faults(tmp_path: Path) -> None:
                 mqtt=mqtt.model_copy(update={"port": radio.port}) if n == 0 else mqtt,
                 site=SITE,
                 device=f"rg-{n}",
-                outbox_path=tmp_path / f"outbox-{n}.db",
+                outbox_path=workdir / f"outbox-{n}.db",
                 batch_max_readings=20,
                 batch_max_latency_s=0.3,
                 # A rain gauge reporting every 0.1 s of real time.
