@@ -45,7 +45,7 @@ from core.retention import MaintenanceSettings
 from store.embedded import create_database
 from store.maintenance import run_maintenance
 from store.migrate import migrate
-from store.queries import Resolution, Series, latest, series
+from store.queries import _RAW_SERIES, _SAME_WIDTH, Resolution, Series, floor_bucket, latest, series
 from store.readings import ReadingRow, insert_readings
 
 METRICS = ("water_level_m", "rain_mm", "tilt_deg", "strain_ue", "accel_rms_g")
@@ -237,7 +237,46 @@ def _chart_figures(url: str, args: argparse.Namespace, now: datetime) -> dict[st
                 "goal_chart_under_50_ms": rollup_ms < 50,
                 "goal_speedup_at_least_50x": raw_ms / rollup_ms >= 50,
             }
+            figures |= _server_figures(conn, devices, metric, chart_start, now, args.repeat)
     return figures
+
+
+def _server_ms(conn: Conn, query: sql.Composed | sql.SQL, params: dict[str, object]) -> float:
+    """Planning plus execution time inside PostgreSQL: no transfer, no Python."""
+    row = conn.execute(
+        sql.SQL("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) ") + query, params
+    ).fetchone()
+    assert row is not None
+    plan = row[0][0]  # type: ignore[index]
+    return float(plan["Planning Time"]) + float(plan["Execution Time"])
+
+
+def _server_figures(
+    conn: Conn, devices: list[str], metric: str, start: datetime, end: datetime, repeat: int
+) -> dict[str, object]:
+    """The same chart as statements inside the server, from readings_1h and from raw rows.
+
+    The statements are the query layer's own (private, imported here on purpose), over
+    the whole range, without the raw tail past the rollups.
+    """
+    width = timedelta(hours=1)
+    params: dict[str, object] = {
+        "width": width,
+        "devices": devices,
+        "metric": metric,
+        "lo": floor_bucket(start, width),
+        "hi": floor_bucket(end, width),
+    }
+    rollup = _SAME_WIDTH.format(rollup=sql.Identifier("readings_1h"))
+    rollup_ms = statistics.median(_server_ms(conn, rollup, params) for _ in range(repeat))
+    raw_ms = statistics.median(
+        _server_ms(conn, _RAW_SERIES, params) for _ in range(max(3, repeat // 4))
+    )
+    return {
+        "chart_in_server_over_rollups_ms": round(rollup_ms, 2),
+        "chart_in_server_over_raw_ms": round(raw_ms, 1),
+        "chart_in_server_raw_over_rollups_speedup": round(raw_ms / rollup_ms, 1),
+    }
 
 
 def _agree(a: Series, b: Series) -> bool:
