@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from core.errors import ConfigError
 from core.logs import LogFormat
+from core.retention import MaintenanceSettings
 
 #: Placeholder values that must never run in production; settings refuse them.
 _DEFAULT_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "admin"})
@@ -72,6 +73,7 @@ class DatabaseSettings(_Group):
     )
     embedded_dir: Path = Path("var/pgdata")
     pool_size: int = Field(default=4, ge=1, le=100)
+    maintenance: MaintenanceSettings = MaintenanceSettings()
 
 
 class LogSettings(_Group):

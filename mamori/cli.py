@@ -218,6 +218,12 @@ def ingest_run(config: ConfigOption = None) -> None:
         migrate_url(url)
         service = IngestService(settings, url)
         service.start()
+        # Rollups, partitions ahead and retention, on a schedule (advisory-locked, so
+        # replicas take turns rather than doing the work twice).
+        from store.maintenance import MaintenanceScheduler
+
+        maintenance = MaintenanceScheduler(url, settings.database.maintenance)
+        maintenance.start()
         if settings.metrics_port is not None:
             from ingest.metrics import serve_metrics
 
@@ -227,6 +233,7 @@ def ingest_run(config: ConfigOption = None) -> None:
         except KeyboardInterrupt:
             pass
         finally:
+            maintenance.stop(timeout=30)
             service.stop()
     _console.print(f"ingest stopped: {service.stats}")
 

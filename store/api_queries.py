@@ -23,6 +23,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from core.errors import StoreError
+from store import queries
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
@@ -247,34 +248,50 @@ def reading_series(
     bucket: timedelta,
     limit: int,
 ) -> list[SeriesPoint]:
-    """Bucketed min/max/avg/last/count, the columns of the rollup tables.
+    """Bucketed min/max/avg/last/count per metric, at most ``limit`` points.
 
-    It reads ``readings`` through ``time_bucket()`` (TimescaleDB's, or the shim on plain
-    PostgreSQL); once ``store.queries`` serves the 1-minute and 1-hour rollups, buckets
-    of at least those widths can read them instead, with the same result shape.
+    Read through :func:`store.queries.series`, which takes whole buckets from the
+    1-hour or 1-minute rollups where the width allows and the rest from raw rows; with no
+    ``metric``, one series per metric the device reported in the range.
     """
-    with guard("reading a series"):
-        cur = conn.cursor(row_factory=class_row(SeriesPoint))
-        return cur.execute(
-            """SELECT time_bucket(%(width)s, ts) AS bucket, device_id, metric,
-                      min(value) AS min, max(value) AS max, avg(value) AS avg,
-                      (array_agg(value ORDER BY ts DESC))[1] AS last, count(*) AS count
-               FROM readings
-               WHERE device_id = %(device)s
-                 AND (%(metric)s::text IS NULL OR metric = %(metric)s)
-                 AND ts >= %(start)s AND ts < %(end)s
-               GROUP BY 1, 2, 3
-               ORDER BY 1, 3
-               LIMIT %(limit)s""",
+    # No more buckets than the caller may return: the rest would be cut anyway.
+    end = min(end, queries.floor_bucket(start, bucket) + bucket * min(limit, queries.MAX_BUCKETS))
+    if end <= start:
+        return []
+    metrics = [metric] if metric is not None else _metrics_in_range(conn, device_id, start, end)
+    points: list[SeriesPoint] = []
+    for name in metrics:
+        series = queries.series(
+            conn, device_ids=[device_id], metric=name, start=start, end=end, bucket=bucket
+        )
+        points += [
+            SeriesPoint(p.bucket, p.device_id, name, p.min, p.max, p.avg, p.last, p.count)
+            for p in series.points
+        ]
+    points.sort(key=lambda p: (p.bucket, p.metric))
+    return points[:limit]
+
+
+def _metrics_in_range(conn: Conn, device_id: str, start: datetime, end: datetime) -> list[str]:
+    """Metrics of ``device_id`` in ``[start, end)``: from the hourly rollup, plus rows
+    received since it was last refreshed (a BRIN index on ``received_at`` finds them)."""
+    with guard("listing a device's metrics"):
+        rows = conn.execute(
+            """SELECT metric FROM readings_1h
+                WHERE device_id = %(device)s AND bucket >= %(lo)s AND bucket < %(end)s
+               UNION
+               SELECT metric FROM readings
+                WHERE device_id = %(device)s AND ts >= %(start)s AND ts < %(end)s
+                  AND received_at >= coalesce(mamori_rollups_complete_through('1h'), '-infinity')
+               ORDER BY 1""",
             {
-                "width": bucket,
                 "device": device_id,
-                "metric": metric,
+                "lo": queries.floor_bucket(start, timedelta(hours=1)),
                 "start": start,
                 "end": end,
-                "limit": limit,
             },
         ).fetchall()
+    return [str(row[0]) for row in rows]
 
 
 def latest_readings(

@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 
 from core.logs import setup_logging
-from core.retention import MaintenanceSettings
 from core.settings import DbSettings, load_settings
 
 _console = Console()
@@ -23,16 +22,6 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="YAML settings file; environment variables win over it."),
 ]
-
-
-def maintenance_settings(settings: DbSettings) -> MaintenanceSettings:
-    """The maintenance settings of ``settings.database``, or the defaults.
-
-    Until ``DatabaseSettings`` carries a ``maintenance`` field the defaults apply (raw
-    readings 90 days, one-minute rollups two years, one-hour rollups forever).
-    """
-    found = getattr(settings.database, "maintenance", None)
-    return found if isinstance(found, MaintenanceSettings) else MaintenanceSettings()
 
 
 def register(app: typer.Typer) -> None:
@@ -61,7 +50,7 @@ def register(app: typer.Typer) -> None:
         with database_url(settings.database) as url:
             if migrate_first:
                 migrate_url(url)
-            report = run_maintenance(url, maintenance_settings(settings))
+            report = run_maintenance(url, settings.database.maintenance)
         if as_json:
             typer.echo(json.dumps(report.as_dict()))
         else:

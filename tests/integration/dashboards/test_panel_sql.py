@@ -21,6 +21,7 @@ from dashboards.catalog import all_dashboards
 from dashboards.macros import QueryContext, VariableValue, expand
 from dashboards.model import Dashboard, DatasourceVariable, QueryVariable
 from tests.integration.dashboards.demo_data import Demo, seed
+from tests.support import migrated_database
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
@@ -32,8 +33,16 @@ class Seeded:
 
 
 @pytest.fixture(scope="module")
-def seeded(database_url: str) -> Iterator[Seeded]:
-    conn = psycopg.connect(database_url)
+def dashboards_url(pg_admin_url: str) -> Iterator[str]:
+    """A database of this module's own: the panels count every reading in it, so rows
+    that other test modules leave in the session database must not be there."""
+    with migrated_database(pg_admin_url, "mamori_dash") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def seeded(dashboards_url: str) -> Iterator[Seeded]:
+    conn = psycopg.connect(dashboards_url)
     try:
         demo = seed(conn)
         yield Seeded(conn, demo)
