@@ -108,6 +108,7 @@ def workdir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.mark.timeout(int(SECONDS) + 300)
 def test_nothing_lost_nothing_duplicated_under_faults(workdir: Path) -> None:
     postgres = EmbeddedPostgres(workdir / "pg")
     admin = postgres.start()
