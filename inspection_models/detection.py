@@ -45,16 +45,13 @@ class Detector(Protocol):
     @property
     def name(self) -> str:
         """Model name stored with each detection (``yolov8n-mamori``, ``classical``)."""
-        ...
 
     @property
     def version(self) -> str:
         """Model version stored with each detection (a file hash, a parameter digest)."""
-        ...
 
     def detect(self, images: Sequence[Image]) -> list[list[Detection]]:
         """Detections for each picture, in the same order; pictures may differ in size."""
-        ...
 
 
 def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
