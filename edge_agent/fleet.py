@@ -1,4 +1,7 @@
-"""The simulated Yamaguchi fleet: who the devices are and a loop that drives them.
+"""Simulated fleets: who the devices are (a data file) and a loop that drives them.
+
+A fleet file (``edge_agent/fleets/*.yaml``) names the site, its assets with their
+thresholds, the devices with their drivers, and the scenario they replay.
 
 Scenario time runs ``speed`` times faster than real time (the demo replays an 18-hour
 event in a minute or two); timestamps are real, so the data lands where dashboards look.
@@ -13,10 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import SecretStr
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from core.errors import TransportError
+from core.errors import ConfigError, TransportError
+from core.messages import Ident
 from core.registry import AssetKind, AssetSpec, DeviceSpec, RiverLevels, SiteSpec
 from core.settings import MqttSettings
 from edge_agent.drivers import (
@@ -46,150 +53,160 @@ class Fleet:
     site: SiteSpec
     assets: tuple[AssetSpec, ...]
     devices: tuple[SimulatedDevice, ...]
+    scenario: str
+    event: RainEvent
 
 
-def yamaguchi_fleet(seed: int = 7, site_id: str = "yamaguchi") -> Fleet:
-    """Gauges on the 椹野川 (Fushino) basin, a slope above a prefectural road, a bridge."""
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RainSpec(_File):
+    peak_mm_h: float = Field(ge=0, le=300)
+    peak_at_h: float = Field(ge=0)
+    spread_h: float = Field(gt=0)
+    background_mm_h: float = Field(ge=0, le=100)
+    duration_h: float = Field(gt=0)
+
+
+class ScenarioSpec(_File):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    rain: RainSpec
+
+
+class RiverLevelDriverSpec(_File):
+    type: Literal["river_level"]
+    base_m: float
+    gain_m_per_mm: float = Field(gt=0)
+    lag_h: float = Field(ge=0)
+    recession_h: float = Field(gt=0)
+    calm_interval_s: float = Field(default=600.0, gt=0)
+    active_interval_s: float = Field(default=120.0, gt=0)
+
+
+class SimpleDriverSpec(_File):
+    type: Literal["rain_gauge", "slope", "bridge_accel", "bridge_strain"]
+
+
+#: The device kind recorded in the registry for each driver type.
+_KIND = {
+    "river_level": "river_level",
+    "rain_gauge": "rain_gauge",
+    "slope": "slope",
+    "bridge_accel": "accelerometer",
+    "bridge_strain": "strain",
+}
+
+
+class DeviceFileSpec(_File):
+    id: Ident
+    asset: Ident
+    expected_interval_s: int = Field(gt=0)
+    driver: Annotated[RiverLevelDriverSpec | SimpleDriverSpec, Field(discriminator="type")]
+    fault_every: int | None = Field(default=None, ge=2)
+
+
+class AssetFileSpec(_File):
+    id: Ident
+    kind: AssetKind
+    name: str
+    name_ja: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    thresholds: dict[str, Any] = Field(default_factory=dict)
+
+
+class FleetFile(_File):
+    """A fleet and the scenario it replays, as written in ``edge_agent/fleets/*.yaml``."""
+
+    scenario: ScenarioSpec
+    site: SiteSpec
+    assets: list[AssetFileSpec] = Field(min_length=1)
+    devices: list[DeviceFileSpec] = Field(min_length=1)
+
+
+YAMAGUCHI_FLEET: Final = Path(__file__).with_name("fleets") / "yamaguchi-heavy-rain.yaml"
+
+
+def load_fleet(path: Path, *, seed: int = 7) -> Fleet:
+    """Read a fleet file; every problem is a :class:`ConfigError` naming the key."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read the fleet file {path}: {exc}") from exc
+    try:
+        spec = FleetFile.model_validate(raw)
+    except ValidationError as exc:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        raise ConfigError(f"invalid fleet file {path}: {details}") from exc
+    return _build(spec, seed)
+
+
+def _build(spec: FleetFile, seed: int) -> Fleet:
     rng = random.Random(seed)
-    event = RainEvent()
-    site = SiteSpec(id=site_id, name="Yamaguchi Prefecture", name_ja="山口県", prefecture="山口県")
-    upper = RiverLevels(standby_m=1.6, caution_m=2.2, evacuation_m=2.9, danger_m=3.4, bank_m=4.5)
-    lower = RiverLevels(standby_m=2.0, caution_m=2.8, evacuation_m=3.5, danger_m=4.1, bank_m=5.2)
-    assets = (
-        AssetSpec(
-            id="fushino-ohdoi",
-            site_id=site_id,
-            kind=AssetKind.RIVER_STATION,
-            name="Fushino River at Ohdoi",
-            name_ja="椹野川 大土井",
-            lat=34.200,
-            lon=131.447,
-            thresholds={"river_levels": upper.model_dump()},
-        ),
-        AssetSpec(
-            id="fushino-kozuka",
-            site_id=site_id,
-            kind=AssetKind.RIVER_STATION,
-            name="Fushino River at Kozuka",
-            name_ja="椹野川 小郡",
-            lat=34.094,
-            lon=131.398,
-            thresholds={"river_levels": lower.model_dump()},
-        ),
-        AssetSpec(
-            id="rain-nihoh",
-            site_id=site_id,
-            kind=AssetKind.RAIN_GAUGE,
-            name="Nihoh rain gauge",
-            name_ja="仁保 雨量観測所",
-            lat=34.214,
-            lon=131.520,
-        ),
-        AssetSpec(
-            id="slope-r9-k12",
-            site_id=site_id,
-            kind=AssetKind.SLOPE,
-            name="Route 9 cut slope km 12",
-            name_ja="国道9号 切土のり面 12km",
-            lat=34.245,
-            lon=131.505,
-            thresholds={"displacement_rate_mm_h": {"caution": 1.0, "danger": 4.0}},
-        ),
-        AssetSpec(
-            id="bridge-fushino",
-            site_id=site_id,
-            kind=AssetKind.BRIDGE,
-            name="Fushino Bridge",
-            name_ja="椹野川橋",
-            lat=34.170,
-            lon=131.460,
-            thresholds={"accel_rms_g": {"caution": 0.05, "danger": 0.1}},
-        ),
-    )
-    devices = (
-        SimulatedDevice(
-            DeviceSpec(
-                id="wl-ohdoi-1",
-                site_id=site_id,
-                asset_id="fushino-ohdoi",
-                kind="river_level",
-                expected_interval_s=600,
-            ),
-            RiverLevelDriver(
-                event,
-                RiverResponse(base_m=0.8, gain_m_per_mm=0.045, lag_h=1.0, recession_h=2.0),
-                trigger_m=upper.standby_m,
-                rng=random.Random(rng.random()),
-            ),
-        ),
-        SimulatedDevice(
-            DeviceSpec(
-                id="wl-kozuka-1",
-                site_id=site_id,
-                asset_id="fushino-kozuka",
-                kind="river_level",
-                expected_interval_s=600,
-            ),
-            RiverLevelDriver(
-                event,
-                RiverResponse(base_m=1.1, gain_m_per_mm=0.05, lag_h=2.5, recession_h=3.0),
-                trigger_m=lower.standby_m,
-                rng=random.Random(rng.random()),
-            ),
-        ),
-        SimulatedDevice(
-            DeviceSpec(
-                id="rg-nihoh-1",
-                site_id=site_id,
-                asset_id="rain-nihoh",
-                kind="rain_gauge",
-                expected_interval_s=60,
-            ),
-            RainGaugeDriver(event),
-        ),
-        SimulatedDevice(
-            DeviceSpec(
-                id="sl-r9-k12-1",
-                site_id=site_id,
-                asset_id="slope-r9-k12",
-                kind="slope",
-                expected_interval_s=300,
-            ),
-            SlopeDriver(event, rng=random.Random(rng.random())),
-        ),
-        SimulatedDevice(
-            DeviceSpec(
-                id="br-fushino-acc-1",
-                site_id=site_id,
-                asset_id="bridge-fushino",
-                kind="accelerometer",
-                expected_interval_s=60,
-            ),
-            BridgeAccelDriver(rng=random.Random(rng.random())),
-        ),
-        SimulatedDevice(
-            DeviceSpec(
-                id="br-fushino-acc-2",
-                site_id=site_id,
-                asset_id="bridge-fushino",
-                kind="accelerometer",
-                expected_interval_s=60,
-            ),
-            BridgeAccelDriver(rng=random.Random(rng.random())),
-            fault_every=7,
-        ),
-        SimulatedDevice(
-            DeviceSpec(
-                id="br-fushino-str-1",
-                site_id=site_id,
-                asset_id="bridge-fushino",
-                kind="strain",
-                expected_interval_s=60,
-            ),
-            BridgeStrainDriver(rng=random.Random(rng.random())),
-        ),
-    )
-    return Fleet(site, assets, devices)
+    event = RainEvent(**spec.scenario.rain.model_dump())
+    site_id = spec.site.id
+    assets = tuple(AssetSpec(site_id=site_id, **a.model_dump()) for a in spec.assets)
+    by_id = {a.id: a for a in assets}
+    devices = []
+    for d in spec.devices:
+        asset = by_id.get(d.asset)
+        if asset is None:
+            raise ConfigError(f"device {d.id}: no asset {d.asset!r} in the fleet file")
+        devices.append(
+            SimulatedDevice(
+                DeviceSpec(
+                    id=d.id,
+                    site_id=site_id,
+                    asset_id=asset.id,
+                    kind=_KIND[d.driver.type],
+                    expected_interval_s=d.expected_interval_s,
+                ),
+                _driver(d.driver, event, asset, rng),
+                fault_every=d.fault_every,
+            )
+        )
+    return Fleet(spec.site, assets, tuple(devices), spec.scenario.name, event)
+
+
+def _driver(
+    spec: RiverLevelDriverSpec | SimpleDriverSpec,
+    event: RainEvent,
+    asset: AssetSpec,
+    rng: random.Random,
+) -> Driver:
+    if isinstance(spec, RiverLevelDriverSpec):
+        levels = asset.thresholds.get("river_levels")
+        if not isinstance(levels, dict):
+            raise ConfigError(
+                f"asset {asset.id}: a river_level driver needs thresholds.river_levels"
+            )
+        river = RiverResponse(spec.base_m, spec.gain_m_per_mm, spec.lag_h, spec.recession_h)
+        return RiverLevelDriver(
+            event,
+            river,
+            trigger_m=RiverLevels.model_validate(levels).standby_m,
+            calm_interval_s=spec.calm_interval_s,
+            active_interval_s=spec.active_interval_s,
+            rng=random.Random(rng.random()),
+        )
+    match spec.type:
+        case "rain_gauge":
+            return RainGaugeDriver(event)
+        case "slope":
+            return SlopeDriver(event, rng=random.Random(rng.random()))
+        case "bridge_accel":
+            return BridgeAccelDriver(rng=random.Random(rng.random()))
+        case "bridge_strain":
+            return BridgeStrainDriver(rng=random.Random(rng.random()))
+
+
+def yamaguchi_fleet(seed: int = 7) -> Fleet:
+    """The demo's fleet: ``edge_agent/fleets/yamaguchi-heavy-rain.yaml``."""
+    return load_fleet(YAMAGUCHI_FLEET, seed=seed)
 
 
 _CORRUPT_PAYLOAD = b'{"v":1,"device":"%s","seq":0,"sent_at":"not-a-time","readings":[]}'

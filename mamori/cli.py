@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -313,6 +314,39 @@ def edge_run(config: ConfigOption = None) -> None:
         agent.stop()
 
 
+@edge_app.command("simulate")
+def edge_simulate(
+    config: ConfigOption = None,
+    fleet: Annotated[
+        Path | None, typer.Option(help="Fleet file (default: the Yamaguchi heavy-rain fleet).")
+    ] = None,
+    speed: Annotated[float, typer.Option(min=0.001, help="Event hours per real hour.")] = 60.0,
+    duration: Annotated[float, typer.Option(min=1, help="Seconds to run.")] = 60.0,
+) -> None:
+    """Run a simulated fleet in one process: many devices, each with its own connection."""
+    from edge_agent.fleet import YAMAGUCHI_FLEET, FleetRunner, load_fleet
+
+    settings = _load(EdgeSettings, config)
+    loaded = load_fleet(fleet or YAMAGUCHI_FLEET)
+    runner = FleetRunner(loaded, settings.mqtt, speed=speed)
+    runner.start()
+    _console.print(
+        f"{loaded.scenario}: {len(loaded.devices)} devices of {loaded.site.id} at {speed:g}x "
+        f"(register them first: the broker and ingest refuse unknown devices)"
+    )
+    try:
+        time.sleep(duration)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runner.stop()
+    stats = runner.stats
+    _console.print(
+        f"published {stats.messages_published} messages, {stats.readings_published} readings, "
+        f"{stats.faults_injected} faults injected, {stats.publish_errors} publish errors"
+    )
+
+
 @edge_app.command("upload-photos")
 def edge_upload_photos(
     directory: Annotated[
@@ -327,8 +361,6 @@ def edge_upload_photos(
     chunk_kib: Annotated[int, typer.Option(min=4, max=8192)] = 256,
 ) -> None:
     """Send drone photos in checksummed chunks; an interrupted upload resumes."""
-    import time
-
     from edge_agent.photos import PhotoUploader, photos_in
     from edge_agent.publisher import DevicePublisher
 
