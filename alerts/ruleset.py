@@ -21,6 +21,7 @@ from core.errors import ConfigError
 from core.registry import AssetKind, AssetSpec, RiverLevels
 
 #: The demo fleet's rules, shipped with the package.
+_PLAIN_TEXT: Final = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
 YAMAGUCHI_RULES: Final = Path(__file__).with_name("rules") / "yamaguchi.yaml"
 
 RuleId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
@@ -85,8 +86,10 @@ class AppliesTo(_Model):
 
 class _Rule(_Model):
     id: RuleId
-    title: str = Field(min_length=1, max_length=200)
-    title_ja: str | None = Field(default=None, max_length=200)
+    # Text that ends up in CAP XML and MQTT messages: no control characters (XML 1.0
+    # forbids most of them, and YAML folds some, e.g. NEL, into spaces).
+    title: str = Field(min_length=1, max_length=200, pattern=_PLAIN_TEXT)
+    title_ja: str | None = Field(default=None, max_length=200, pattern=_PLAIN_TEXT)
     applies_to: AppliesTo
     emit: bool = Field(
         default=True, description="false: evaluate only (an input of a composite), no alerts"
@@ -100,8 +103,10 @@ class _Rule(_Model):
     clear_margin: float = Field(default=0.0, ge=0)
     escalation: Escalation | None = None
     category: CapCategory = CapCategory.INFRA
-    event: str | None = Field(default=None, max_length=100, description="CAP event, English")
-    event_ja: str | None = Field(default=None, max_length=100)
+    event: str | None = Field(
+        default=None, max_length=100, pattern=_PLAIN_TEXT, description="CAP event, English"
+    )
+    event_ja: str | None = Field(default=None, max_length=100, pattern=_PLAIN_TEXT)
     certainty: Literal["Observed", "Likely", "Possible"] = "Observed"
 
 

@@ -317,9 +317,10 @@ def edge_run(config: ConfigOption = None) -> None:
 @edge_app.command("simulate")
 def edge_simulate(
     config: ConfigOption = None,
-    fleet: Annotated[
-        Path | None, typer.Option(help="Fleet file (default: the Yamaguchi heavy-rain fleet).")
-    ] = None,
+    scenario: Annotated[
+        str, typer.Option(help="A shipped fleet by name (edge_agent/fleets/NAME.yaml).")
+    ] = "yamaguchi-heavy-rain",
+    fleet: Annotated[Path | None, typer.Option(help="A fleet file of your own.")] = None,
     speed: Annotated[float, typer.Option(min=0.001, help="Event hours per real hour.")] = 60.0,
     duration: Annotated[float, typer.Option(min=1, help="Seconds to run.")] = 60.0,
 ) -> None:
@@ -327,7 +328,11 @@ def edge_simulate(
     from edge_agent.fleet import YAMAGUCHI_FLEET, FleetRunner, load_fleet
 
     settings = _load(EdgeSettings, config)
-    loaded = load_fleet(fleet or YAMAGUCHI_FLEET)
+    shipped = YAMAGUCHI_FLEET.with_name(f"{scenario}.yaml")
+    if fleet is None and not shipped.is_file():
+        names = sorted(p.stem for p in YAMAGUCHI_FLEET.parent.glob("*.yaml"))
+        raise ConfigError(f"no shipped scenario {scenario!r}; there are: {', '.join(names)}")
+    loaded = load_fleet(fleet or shipped)
     runner = FleetRunner(loaded, settings.mqtt, speed=speed)
     runner.start()
     _console.print(

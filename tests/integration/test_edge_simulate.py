@@ -76,6 +76,8 @@ def test_simulate_publishes_every_device(mqtt_settings: MqttSettings) -> None:
                 "mamori",
                 "edge",
                 "simulate",
+                "--scenario",
+                "yamaguchi-heavy-rain",
                 "--speed",
                 "3600",
                 "--duration",

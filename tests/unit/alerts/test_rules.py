@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from alerts.evaluator import Evaluator
 from alerts.ruleset import (
@@ -158,7 +159,13 @@ def rule_files(draw: st.DrawFn) -> RuleFile:
         ]
         common = {
             "id": f"r{index}",
-            "title": draw(st.text(min_size=1, max_size=20).filter(str.strip)),
+            "title": draw(
+                st.text(
+                    st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")),
+                    min_size=1,
+                    max_size=20,
+                ).filter(str.strip)
+            ),
             "applies_to": {"kinds": ["river_station"]},
             "levels": specs,
             "metric": "water_level_m",
@@ -183,3 +190,18 @@ def test_rule_files_round_trip(rules: RuleFile) -> None:
 def test_the_example_round_trips() -> None:
     rules = load_rules(EXAMPLE)
     assert parse_rules(dump_rules(rules)) == rules
+
+
+@pytest.mark.parametrize("title", ["flood\x01warning", "line\x85break", "para\u2029graph"])
+def test_titles_with_control_characters_are_refused(title: str) -> None:
+    """They would break the CAP XML (XML 1.0 forbids most) or change through YAML."""
+    rule = {
+        "id": "r",
+        "type": "threshold",
+        "title": title,
+        "metric": "water_level_m",
+        "applies_to": {"kinds": ["river_station"]},
+        "levels": [{"level": 2, "above": 1.0}],
+    }
+    with pytest.raises(ValidationError, match="title"):
+        ThresholdRule.model_validate(rule)
