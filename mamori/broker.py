@@ -134,6 +134,7 @@ class EmbeddedBroker:
         from amqtt.broker import Broker  # only when no Mosquitto is installed
 
         loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)  # amqtt looks the loop up itself
         self._loop = loop
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},

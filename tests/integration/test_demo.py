@@ -10,12 +10,28 @@ import uuid
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg import sql
 
 from edge_agent.fleet import yamaguchi_fleet
 
 
-def test_demo_summary_matches_the_database(pg_admin_url: str, tmp_path: Path) -> None:
+def _without_mosquitto(path: str) -> str:
+    """PATH with every directory that holds a mosquitto binary removed."""
+    return os.pathsep.join(
+        d for d in path.split(os.pathsep) if d and not (Path(d) / "mosquitto").exists()
+    )
+
+
+@pytest.mark.parametrize(
+    "broker",
+    [
+        "mosquitto",
+        # A user's fresh machine may have no Mosquitto: the embedded amqtt broker then.
+        "amqtt",
+    ],
+)
+def test_demo_summary_matches_the_database(pg_admin_url: str, tmp_path: Path, broker: str) -> None:
     name = f"mamori_demo_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -41,10 +57,17 @@ def test_demo_summary_matches_the_database(pg_admin_url: str, tmp_path: Path) ->
             capture_output=True,
             text=True,
             timeout=180,
-            env={**os.environ, "COLUMNS": "200"},
+            env={
+                **os.environ,
+                "COLUMNS": "200",
+                "PATH": os.environ["PATH"]
+                if broker == "mosquitto"
+                else _without_mosquitto(os.environ["PATH"] + os.pathsep + "/usr/sbin"),
+            },
             check=False,
         )
         assert result.returncode == 0, result.stdout + result.stderr
+        assert f"broker    {broker} on" in result.stdout
         match = re.search(
             r"SUMMARY devices=(\d+) readings_published=(\d+) readings_stored=(\d+) "
             r"dead_letters=(\d+) photos_uploaded=(\d+) photos_inspected=(\d+) "
