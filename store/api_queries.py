@@ -681,20 +681,6 @@ class AlertRow:
     resolved_by: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class AlertEventRow:
-    id: int
-    alert_id: int
-    at: datetime
-    actor: str
-    transition: str
-    from_state: str | None
-    to_state: str
-    from_level: int | None
-    to_level: int
-    note: str | None
-
-
 _ALERT_COLUMNS = (
     "id, rule_id, asset_id, level, state, title, detail, opened_at, updated_at, "
     "acknowledged_at, acknowledged_by, resolved_at, resolved_by"
@@ -740,16 +726,6 @@ def get_alert(conn: Conn, alert_id: int, *, for_update: bool = False) -> AlertRo
     if row is None:
         raise NotFoundError(f"alert {alert_id} does not exist")
     return row
-
-
-def alert_events(conn: Conn, alert_id: int) -> list[AlertEventRow]:
-    with guard("reading an alert's history"):
-        cur = conn.cursor(row_factory=class_row(AlertEventRow))
-        return cur.execute(
-            "SELECT id, alert_id, at, actor, transition, from_state, to_state, from_level, "
-            "to_level, note FROM alert_events WHERE alert_id = %s ORDER BY at, id",
-            (alert_id,),
-        ).fetchall()
 
 
 @dataclass(frozen=True, slots=True)

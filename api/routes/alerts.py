@@ -26,6 +26,7 @@ from api.routes import AUTH_ERRORS, CONFLICT, NOT_FOUND
 from api.security import Principal
 from core.messages import Ident
 from store import api_queries as q
+from store.alerts import alert_events
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 
@@ -51,7 +52,7 @@ def list_alerts(
 def _detail(conn: q.Conn, alert_id: int) -> AlertDetailOut:
     return AlertDetailOut(
         alert=AlertOut.model_validate(q.get_alert(conn, alert_id)),
-        events=[AlertEventOut.model_validate(e) for e in q.alert_events(conn, alert_id)],
+        events=[AlertEventOut.model_validate(e) for e in alert_events(conn, alert_id)],
         comments=[AlertCommentOut.model_validate(c) for c in q.alert_comments(conn, alert_id)],
     )
 
