@@ -248,8 +248,14 @@ class Evaluator:
                 binding.dirty = True
             if isinstance(binding.signal, RobustZ):
                 continue  # a z-score belongs to a reading, not to an instant
+            assert binding.ladder_spec is not None
+            if _settled(binding.ladder_spec, binding.ladder, binding.signal.value_at(now)):
+                continue
             self._step(binding, now, decisions)
         for composite in self._composites:
+            assert composite.ladder_spec is not None
+            if _settled(composite.ladder_spec, composite.ladder, self._holds(composite)):
+                continue
             self._step_composite(composite, now, decisions)
         return decisions
 
@@ -306,19 +312,21 @@ class Evaluator:
                 self._step_composite(composite, at, out)
 
     def _step_composite(self, binding: Binding, at: datetime, out: list[Decision]) -> None:
-        assert isinstance(binding.rule, CompositeRule)
         assert binding.ladder_spec is not None
-        holds = True
-        for cond in binding.rule.all_of:
-            dep = self.bindings.get((cond.rule, cond.asset or binding.asset.id))
-            if dep is None or dep.ladder.level < cond.min_level:
-                holds = False
-                break
         before = _ladder_key(binding.ladder)
-        change = step(binding.ladder_spec, binding.ladder, at, 1.0 if holds else 0.0)
+        change = step(binding.ladder_spec, binding.ladder, at, self._holds(binding))
         binding.dirty = binding.dirty or _ladder_key(binding.ladder) != before
         if change is not None:
             out.append(self._decision(binding, change))
+
+    def _holds(self, composite: Binding) -> float:
+        """1.0 while every condition of a composite holds, else 0.0."""
+        assert isinstance(composite.rule, CompositeRule)
+        for cond in composite.rule.all_of:
+            dep = self.bindings.get((cond.rule, cond.asset or composite.asset.id))
+            if dep is None or dep.ladder.level < cond.min_level:
+                return 0.0
+        return 1.0
 
     @staticmethod
     def _decision(binding: Binding, change: LevelChange) -> Decision:
@@ -331,6 +339,16 @@ class Evaluator:
             change.value,
             binding.rule.emit,
         )
+
+
+def _settled(spec: LadderSpec, state: LadderState, value: float | None) -> bool:
+    """Nothing pending and the signal agrees with the level: a tick would change nothing
+    but the ladder's clock. Leaving that clock alone matters: a reading that arrives late
+    (a device back online, a redelivery after a restart) keeps its own time for the
+    transition it causes instead of taking the time of the tick before it."""
+    if state.pending_since is not None:
+        return False
+    return value is None or spec.wanted(value, state.level) == state.level
 
 
 def _ladder_key(state: LadderState) -> tuple[int, datetime | None, int | None]:

@@ -53,6 +53,32 @@ def test_a_redelivered_reading_is_ignored() -> None:
     assert again == []
 
 
+def test_a_late_reading_keeps_its_own_time_after_ticks() -> None:
+    """A gauge back online after an outage: its backlog arrives after the engine ticked
+    past it. Each transition is stamped with its reading's time, as a replay of the same
+    readings would stamp it, not with the time of the last tick."""
+    r = parse_rules(
+        """
+assets:
+  - {id: g, site_id: s, kind: rain_gauge, name: Gauge}
+rules:
+  - id: tips
+    type: threshold
+    title: Tips
+    applies_to: {kinds: [rain_gauge]}
+    metric: rainfall_mm
+    levels: [{level: 2, above: 1.0}]
+    clear_for_s: 0
+"""
+    )
+    ev = Evaluator(r, r.assets)
+    assert ev.observe("g", "rainfall_mm", at(0), 0.5, "rg") == []
+    assert ev.tick(at(30)) == []
+    late = ev.observe("g", "rainfall_mm", at(5), 1.5, "rg")
+    late += ev.observe("g", "rainfall_mm", at(6), 0.5, "rg")
+    assert [(d.at, d.new) for d in late] == [(at(5), 2), (at(6), 0)]
+
+
 def test_hourly_rain_rises_and_clears_as_the_window_slides() -> None:
     r = rules()
     ev = Evaluator(r, r.assets)
