@@ -133,6 +133,7 @@ class AlertEngine:
         self._device_assets: dict[str, str] = {}
         self._published: dict[str, tuple[tuple[int, int, str], ...]] = {}
         self._registry_loaded_at = 0.0
+        self._stale = False  # the evaluator may be ahead of the database
         self.evaluator: Evaluator
         self.book: AlertBook
 
@@ -214,9 +215,9 @@ class AlertEngine:
     def _rebuild(self) -> int:
         """A fresh evaluator with the state last committed: at start, and after a failed
         commit (so the evaluator is never ahead of the database)."""
+        saved = q.load_rule_states(self._conn)  # first: a failure here changes nothing
         self.evaluator = Evaluator(self.rules, self._assets, self._intervals)
         self.book = AlertBook(self.rules, {a.id: a for a in self._assets}, clock=self._clock)
-        saved = q.load_rule_states(self._conn)
         restored = 0
         for key, raw in saved.items():
             binding = self.evaluator.bindings.get(key)
@@ -306,20 +307,24 @@ class AlertEngine:
         delay = 0.2
         while not self._stopping.is_set():
             try:
+                if self._stale:
+                    # The failed attempt may have moved the evaluator past what was
+                    # committed; evaluating again from there would skip the readings it
+                    # had seen (and lose their transitions), so start from the database.
+                    self._rebuild()
+                    self._stale = False
                 work()
                 return
             except (StoreError, psycopg.Error) as err:
+                self._stale = True
                 self.stats.db_retries += 1
                 _log.warning("alert engine could not commit (%s); retrying in %.1fs", err, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 self._reconnect_db()
-                try:
-                    self._rebuild()
-                except (StoreError, psycopg.Error):
-                    _log.debug("database still away; rebuilding later", exc_info=True)
             except Exception:
                 _log.exception("alert engine failed on a batch; going on")
+                self._stale = True
                 return
 
     def _process(self, inbound: list[_Inbound]) -> None:

@@ -1,5 +1,8 @@
-"""Chaos: devices publish while ingest is SIGKILLed, the broker and PostgreSQL restart and a
-device is cut off. At the end the database holds exactly what the devices produced.
+"""Chaos: rain gauges publish through a storm while ingest and the alert engine are
+SIGKILLed, the broker and PostgreSQL restart and a device is cut off. At the end the
+database holds exactly what the devices produced, and the alert engine wrote each
+transition that the rules give for those readings (``alerts.replay`` over the stored
+readings) exactly once.
 
 Bounded in CI (about 40 s). The full size runs for minutes with more devices:
 
@@ -19,6 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,58 +30,121 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from core.registry import DeviceSpec, SiteSpec
+from alerts.replay import CsvReading, Replay
+from alerts.ruleset import RuleFile, parse_rules
+from core.registry import AssetKind, AssetSpec, DeviceSpec, SiteSpec
 from core.settings import EdgeSettings, MqttSettings, SimulatedSensor
 from edge_agent.agent import EdgeAgent
 from mamori.broker import MosquittoBroker, free_port
 from store.embedded import EmbeddedPostgres, create_database
 from store.migrate import migrate
-from store.registry import upsert_device, upsert_site
-from tests.chaos.proxy import CuttableProxy
+from store.registry import upsert_asset, upsert_device, upsert_site
+from tests.proxy import CuttableProxy
 
 FULL = os.environ.get("MAMORI_CHAOS_FULL") == "1"
 DEVICES = 40 if FULL else 8
 SECONDS = 300.0 if FULL else 32.0
+# Scenario time runs this much faster than real time: the storm (rain peaking 6 h in,
+# over after 18 h) passes within the run either way.
+SPEED = 600.0 if FULL else 2400.0
 SITE = "chaos"
+ARTIFACTS = Path(
+    os.environ.get(
+        "MAMORI_ARTIFACTS_DIR", Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
+    )
+)
+
+# Rules whose transitions depend only on each gauge's own readings (no durations, no
+# windows), so the expected transitions follow from the stored readings alone. The
+# tipping-bucket rule flaps (0.5 mm tips alternate around 1 mm per report at moderate
+# rain): many short alerts, each opened and resolved once.
+RULES = """
+defaults: {clear_for_s: 0}
+cap: {sender: chaos@mamori.test.example}
+rules:
+  - id: rain-rate
+    type: threshold
+    title: Rain intensity
+    applies_to: {kinds: [rain_gauge]}
+    metric: rain_rate_mm_h
+    levels:
+      - {level: 2, above: 20}
+      - {level: 3, above: 40}
+      - {level: 4, above: 60}
+    clear_margin: 2
+  - id: rain-tips
+    type: threshold
+    title: Tips per report
+    applies_to: {kinds: [rain_gauge]}
+    metric: rainfall_mm
+    levels:
+      - {level: 2, above: 1.0}
+"""
 
 
-@dataclass
-class Harness:
-    url: str
-    postgres: EmbeddedPostgres
-    broker: MosquittoBroker
-    mqtt: MqttSettings
-    ingest_env: dict[str, str]
-    ingest: subprocess.Popen[bytes] | None = None
-    faults: list[str] = field(default_factory=list)
+class Service:
+    """A ``mamori`` service in a process of its own, killed and restarted by the harness."""
 
-    def start_ingest(self) -> None:
-        self.ingest = subprocess.Popen(
-            [sys.executable, "-m", "mamori", "ingest", "run"],
-            env=self.ingest_env,
+    def __init__(self, args: list[str], env: dict[str, str], ready: bytes) -> None:
+        self.args, self.env, self.ready = args, env, ready
+        self.proc: subprocess.Popen[bytes] | None = None
+        # Every life of the service logs here, kept for reading after a failed run.
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.log = ARTIFACTS / f"chaos-{args[0]}.log"
+        self.log.write_bytes(b"")
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mamori", *self.args],
+            env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
         # Wait until it subscribed: before the first subscription ever, the broker has no
         # session to queue messages in (MQTT delivers to subscribers, not to the future).
-        assert self.ingest.stdout is not None
-        for line in self.ingest.stdout:
-            if b"ingest subscribed" in line:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self.log.open("ab") as log:
+                log.write(line)
+            if self.ready in line:
                 break
-        threading.Thread(target=self._drain, args=(self.ingest,), daemon=True).start()
+        else:
+            raise AssertionError(f"mamori {' '.join(self.args)} exited before it was ready")
+        threading.Thread(target=self._drain, args=(self.proc,), daemon=True).start()
 
-    @staticmethod
-    def _drain(proc: subprocess.Popen[bytes]) -> None:
+    def _drain(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None
-        for _ in proc.stdout:
-            pass
+        with self.log.open("ab") as log:
+            for line in proc.stdout:
+                log.write(line)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(30)
+
+
+@dataclass
+class Harness:
+    postgres: EmbeddedPostgres
+    broker: MosquittoBroker
+    ingest: Service
+    alerts: Service
+    faults: list[str] = field(default_factory=list)
 
     def kill_ingest(self) -> None:
-        assert self.ingest is not None
-        self.ingest.send_signal(signal.SIGKILL)
-        self.ingest.wait(10)
+        self.ingest.kill()
         self.faults.append("SIGKILL ingest")
-        self.start_ingest()
+
+    def kill_alerts(self) -> None:
+        self.alerts.kill()
+        self.faults.append("SIGKILL alert engine")
 
     def restart_broker(self) -> None:
         self.broker.stop()
@@ -108,6 +175,42 @@ def workdir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _assets() -> list[AssetSpec]:
+    return [
+        AssetSpec(id=f"gauge-{n}", site_id=SITE, kind=AssetKind.RAIN_GAUGE, name=f"Gauge {n}")
+        for n in range(DEVICES)
+    ]
+
+
+Transition = tuple[str, str, str, str, int, str]  # asset, rule, at, transition, level, state
+
+
+def _expected_transitions(url: str, rules: RuleFile) -> list[Transition]:
+    """What the rules give for the stored readings, by the same evaluator in replay."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT r.ts, d.asset_id, r.metric, r.value FROM readings r"
+            " JOIN devices d ON d.id = r.device_id"
+        ).fetchall()
+    replay = Replay(rules, tick_s=1.0)
+    found = replay.run(CsvReading(ts, asset, metric, value) for ts, asset, metric, value in rows)
+    return sorted(
+        (t.asset, t.rule, t.time.isoformat(), t.transition, t.level, t.state.value) for t in found
+    )
+
+
+def _engine_transitions(url: str) -> list[Transition]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT a.asset_id, a.rule_id, e.at, e.transition, e.to_level, e.to_state"
+            " FROM alert_events e JOIN alerts a ON a.id = e.alert_id WHERE e.actor = 'rule'"
+        ).fetchall()
+    return sorted(
+        (asset, rule, at.isoformat(), transition, level, state)
+        for asset, rule, at, transition, level, state in rows
+    )
+
+
 @pytest.mark.timeout(int(SECONDS) + 300)
 def test_nothing_lost_nothing_duplicated_under_faults(workdir: Path) -> None:
     postgres = EmbeddedPostgres(workdir / "pg")
@@ -116,23 +219,42 @@ def test_nothing_lost_nothing_duplicated_under_faults(workdir: Path) -> None:
     with psycopg.connect(url) as conn:
         migrate(conn)
         upsert_site(conn, SiteSpec(id=SITE, name="Chaos"))
-        for n in range(DEVICES):
-            upsert_device(conn, DeviceSpec(id=f"rg-{n}", site_id=SITE, kind="rain_gauge"))
+        for n, asset in enumerate(_assets()):
+            upsert_asset(conn, asset)
+            upsert_device(
+                conn, DeviceSpec(id=f"rg-{n}", site_id=SITE, asset_id=asset.id, kind="rain_gauge")
+            )
         conn.commit()
+    rules = parse_rules(RULES).model_copy(update={"assets": _assets()})
+    rules_path = workdir / "rules.yaml"
+    rules_path.write_text(RULES, encoding="utf-8")
     port = free_port()
     broker = MosquittoBroker(workdir / "broker", port=port)
     broker.start()
     mqtt = MqttSettings(host="127.0.0.1", port=port, topic_prefix=f"c{uuid.uuid4().hex[:8]}")
-    env = {
-        **os.environ,
-        "MAMORI_INGEST_DATABASE__URL": url,
-        "MAMORI_INGEST_MQTT__HOST": "127.0.0.1",
-        "MAMORI_INGEST_MQTT__PORT": str(port),
-        "MAMORI_INGEST_MQTT__TOPIC_PREFIX": mqtt.topic_prefix,
-        "MAMORI_INGEST_CLIENT_ID": "chaos-ingest",
-    }
-    harness = Harness(url, postgres, broker, mqtt, env)
-    harness.start_ingest()
+
+    def service_env(prefix: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            f"{prefix}DATABASE__URL": url,
+            f"{prefix}MQTT__HOST": "127.0.0.1",
+            f"{prefix}MQTT__PORT": str(port),
+            f"{prefix}MQTT__TOPIC_PREFIX": mqtt.topic_prefix,
+        }
+
+    ingest = Service(
+        ["ingest", "run"],
+        {**service_env("MAMORI_INGEST_"), "MAMORI_INGEST_CLIENT_ID": "chaos-ingest"},
+        b"ingest subscribed",
+    )
+    alerts = Service(
+        ["alerts", "run", "--rules", str(rules_path)],
+        {**service_env("MAMORI_ALERTS_"), "MAMORI_ALERTS_TICK_S": "1"},
+        b"rules bound",
+    )
+    harness = Harness(postgres, broker, ingest, alerts)
+    ingest.start()
+    alerts.start()
     # Device 0 talks through a link the harness can cut.
     radio = CuttableProxy(port)
     agents = [
@@ -144,8 +266,8 @@ def test_nothing_lost_nothing_duplicated_under_faults(workdir: Path) -> None:
                 outbox_path=workdir / f"outbox-{n}.db",
                 batch_max_readings=20,
                 batch_max_latency_s=0.3,
-                # A rain gauge reporting every 0.1 s of real time.
-                sensors=[SimulatedSensor(model="rain_gauge", speed=600, seed=n)],
+                # A rain gauge reporting every minute of scenario time.
+                sensors=[SimulatedSensor(model="rain_gauge", speed=SPEED, seed=n)],
             )
         )
         for n in range(DEVICES)
@@ -163,10 +285,12 @@ def test_nothing_lost_nothing_duplicated_under_faults(workdir: Path) -> None:
 
     plan: list[tuple[float, Callable[[], None]]] = [
         (0.10, harness.kill_ingest),
+        (0.20, harness.kill_alerts),
         (0.25, harness.restart_broker),
         (0.35, harness.kill_ingest),
         (0.45, cut_off),
         (0.50, harness.restart_postgres),
+        (0.60, harness.kill_alerts),
         (0.65, reconnect),
         (0.75, harness.kill_ingest),
     ]
@@ -195,18 +319,29 @@ def test_nothing_lost_nothing_duplicated_under_faults(workdir: Path) -> None:
             " FROM readings GROUP BY device_id) s",
         )
         letters = _scalar(url, "SELECT count(*) FROM dead_letters")
+        expected = _expected_transitions(url, rules)
+        # The engine works through its queue after the devices stop; then give it a few
+        # ticks more, so a late duplicate would show.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(_engine_transitions(url)) < len(expected):
+            time.sleep(0.5)
+        time.sleep(3.0)
+        written = _engine_transitions(url)
     finally:
-        assert harness.ingest is not None
-        harness.ingest.send_signal(signal.SIGTERM)
-        harness.ingest.wait(30)
+        ingest.stop()
+        alerts.stop()
         broker.stop()
         postgres.stop()
         radio.close()
+    missing = Counter(expected) - Counter(written)
+    extra = Counter(written) - Counter(expected)
     print(
         f"\nCHAOS devices={DEVICES} seconds={SECONDS:.0f} faults={len(harness.faults)} "
         f"({', '.join(harness.faults)}) produced={produced} stored={stored} "
         f"duplicates={stored - keys} sequence_gaps={gaps} dead_letters={letters} "
-        f"lost={produced - stored}"
+        f"lost={produced - stored} transitions_expected={len(expected)} "
+        f"transitions_written={len(written)} transitions_missing={sum(missing.values())} "
+        f"transitions_repeated_or_unexpected={sum(extra.values())}"
     )
     assert produced > DEVICES * 50
     assert stored == produced
@@ -215,3 +350,9 @@ def test_nothing_lost_nothing_duplicated_under_faults(workdir: Path) -> None:
     assert letters == 0
     # Every device's outbox emptied: everything measured was acknowledged by the broker.
     assert all(a.final_outbox_stats and not a.final_outbox_stats.pending for a in agents)
+    # The storm raised every gauge's alerts and let them go again.
+    levels = {(t[0], t[1], t[4]) for t in expected}
+    assert all((f"gauge-{n}", "rain-rate", 4) in levels for n in range(DEVICES))
+    logs = f"(service logs: {ARTIFACTS}/chaos-*.log)"
+    assert not missing, f"transitions never written {logs}: {sorted(missing)[:10]}"
+    assert not extra, f"transitions written twice or not expected {logs}: {sorted(extra)[:10]}"

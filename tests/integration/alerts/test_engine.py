@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from alerts.engine import AlertEngine
 from alerts.ruleset import parse_rules
@@ -25,6 +26,7 @@ from tests.integration.alerts.helpers import (
     register_fleet,
 )
 from tests.integration.alerts.test_webhook import SECRET, Receiver
+from tests.proxy import CuttableProxy
 
 
 @pytest.fixture
@@ -125,6 +127,61 @@ def test_readings_open_raise_survive_restart_and_resolve(
     with psycopg.connect(database_url) as conn:
         caps = q.cap_messages(conn, alert.id)
     assert [c.msg_type for c in caps] == ["Alert", "Update", "Update", "Cancel"]
+
+
+def test_a_database_outage_neither_loses_nor_repeats_a_transition(
+    database_url: str,
+    mqtt_settings: MqttSettings,
+    fleet: Fleet,
+    device: DevicePublisher,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The engine's database goes out of reach mid-event, and drops once more just as the
+    engine reloads its state: readings wait unacknowledged, the engine retries, and once
+    the database is back each transition is written once, stamped with its reading's
+    time."""
+    clock = Clock()
+    port = int(conninfo_to_dict(database_url).get("port") or 5432)
+    link = CuttableProxy(port)
+    through_link = make_conninfo(database_url, host="127.0.0.1", port=str(link.port))
+    engine = make_engine(mqtt_settings, through_link, clock, f"alerts-{uuid.uuid4().hex[:8]}")
+    engine.start()
+    reload = engine._rebuild
+    drops = [psycopg.OperationalError("the database dropped again during the reload")]
+
+    def flaky_reload() -> int:
+        # Only once the engine has a live connection again, and only once.
+        if drops and not engine._conn.closed:
+            raise drops.pop()
+        return reload()
+
+    monkeypatch.setattr(engine, "_rebuild", flaky_reload)
+    try:
+        device.publish_batch([Reading(metric="water_level_m", ts=clock.now, value=1.0)])
+        assert eventually(lambda: engine.stats.readings == 1)
+        link.cut()
+        rise = [(1, 2.5), (2, 3.0)]  # 警戒レベル2, then 3
+        for minutes, level in rise:
+            at = clock.now + timedelta(minutes=minutes)
+            device.publish_batch([Reading(metric="water_level_m", ts=at, value=level)])
+        assert eventually(lambda: engine.stats.db_retries >= 2)
+        assert alerts_of(database_url, fleet.station) == []
+        link.restore()
+        assert eventually(
+            lambda: [a.level for a in alerts_of(database_url, fleet.station)] == [3], 20
+        )
+        assert engine.tick_now()
+        assert not drops
+        (alert,) = alerts_of(database_url, fleet.station)
+        with psycopg.connect(database_url) as conn:
+            events = q.alert_events(conn, alert.id)
+        assert [(e.transition, e.to_level, e.at) for e in events] == [
+            ("opened", 2, clock.now + timedelta(minutes=1)),
+            ("raised", 3, clock.now + timedelta(minutes=2)),
+        ]
+    finally:
+        engine.stop()
+        link.close()
 
 
 def test_operator_ack_is_published_and_findings_open_alerts(
