@@ -75,21 +75,35 @@ def check_sender(parsed: ParsedTopic, device: str, devices: Mapping[str, str]) -
 
 
 def _rows(batch: ReadingBatch, limits: Limits, now: datetime) -> list[ReadingRow]:
+    # The hot path of ingest: one pass builds the rows, then whole-batch checks (the
+    # time span, each metric's value span) decide; a reading is looked at one by one
+    # only to name the first offender of a message that is going to be dead-lettered.
     earliest, latest = now - limits.past_limit, now + limits.future_tolerance
-    rows: list[ReadingRow] = []
-    for index, reading in enumerate(batch.readings):
-        if not earliest <= reading.ts <= latest:
-            raise PayloadError(
-                DeadLetterReason.OUT_OF_RANGE,
-                f"readings[{index}].ts {reading.ts.isoformat()} is outside "
-                f"[{earliest.isoformat()}, {latest.isoformat()}]",
-            )
-        spec = metric_spec(reading.metric)
-        if spec is not None and not spec.in_range(reading.value):
-            raise PayloadError(
-                DeadLetterReason.OUT_OF_RANGE,
-                f"readings[{index}] {reading.metric}={reading.value} is outside "
-                f"[{spec.minimum}, {spec.maximum}] {spec.unit}",
-            )
-        rows.append((reading.ts, batch.device, reading.metric, reading.value, batch.seq))
+    device, seq = batch.device, batch.seq
+    rows: list[ReadingRow] = [(r.ts, device, r.metric, r.value, seq) for r in batch.readings]
+    if not rows:
+        return rows
+    stamps = [row[0] for row in rows]
+    if min(stamps) < earliest or max(stamps) > latest:
+        index = next(n for n, ts in enumerate(stamps) if not earliest <= ts <= latest)
+        raise PayloadError(
+            DeadLetterReason.OUT_OF_RANGE,
+            f"readings[{index}].ts {stamps[index].isoformat()} is outside "
+            f"[{earliest.isoformat()}, {latest.isoformat()}]",
+        )
+    values: dict[str, list[float]] = {}
+    for row in rows:
+        values.setdefault(row[2], []).append(row[3])
+    for metric, seen in values.items():
+        spec = metric_spec(metric)
+        if spec is None or (spec.minimum <= min(seen) and max(seen) <= spec.maximum):
+            continue
+        index = next(
+            n for n, row in enumerate(rows) if row[2] == metric and not spec.in_range(row[3])
+        )
+        raise PayloadError(
+            DeadLetterReason.OUT_OF_RANGE,
+            f"readings[{index}] {metric}={rows[index][3]} is outside "
+            f"[{spec.minimum}, {spec.maximum}] {spec.unit}",
+        )
     return rows
