@@ -107,6 +107,10 @@ def _from_token(state: AppState, conn: Conn, token: str, *, via: str) -> Princip
     user = api_auth.get_user(conn, claims.subject)
     if user is None or user.disabled:
         raise _unauthorized("user is disabled or gone")
+    # Logged out (this token, or everywhere), or the password changed since it was issued.
+    ended = user.tokens_not_before is not None and claims.issued_at <= user.tokens_not_before
+    if ended or api_auth.token_revoked(conn, claims.token_id):
+        raise _unauthorized("token revoked")
     # The role is read from the row, not the token: a demotion applies at once.
     return Principal(user.username, Role(user.role), via=via, token=token)
 

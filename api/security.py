@@ -91,6 +91,7 @@ class TokenClaims:
     role: Role
     issued_at: datetime
     expires_at: datetime
+    token_id: str = ""
 
 
 def _b64(data: bytes) -> str:
@@ -110,14 +111,19 @@ class TokenSigner:
 
     def issue(self, subject: str, role: Role) -> tuple[str, TokenClaims]:
         now = self._clock()
-        claims = TokenClaims(subject, role, now, now + self._ttl)
+        # Milliseconds: a token issued just after a password change must not look as
+        # old as the change (tokens issued at or before it are refused).
+        issued_ms = int(now.timestamp() * 1000)
+        issued = datetime.fromtimestamp(issued_ms / 1000, UTC)
+        claims = TokenClaims(subject, role, issued, now + self._ttl, token_id=secrets.token_hex(16))
         payload = json.dumps(
             {
                 "sub": subject,
                 "role": role.value,
                 "iat": int(now.timestamp()),
+                "iat_ms": issued_ms,
                 "exp": int(claims.expires_at.timestamp()),
-                "jti": secrets.token_hex(8),
+                "jti": claims.token_id,
             },
             separators=(",", ":"),
         ).encode()
@@ -136,8 +142,9 @@ class TokenSigner:
             claims = TokenClaims(
                 subject=str(data["sub"]),
                 role=Role(data["role"]),
-                issued_at=datetime.fromtimestamp(int(data["iat"]), UTC),
+                issued_at=datetime.fromtimestamp(int(data["iat_ms"]) / 1000, UTC),
                 expires_at=datetime.fromtimestamp(int(data["exp"]), UTC),
+                token_id=str(data["jti"]),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise TokenError("malformed token") from exc

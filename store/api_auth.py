@@ -23,6 +23,7 @@ class UserRow:
     disabled: bool
     created_at: datetime
     password_changed_at: datetime
+    tokens_not_before: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,8 @@ class ApiKeyRow:
 
 
 _USER_COLUMNS = (
-    "username, display_name, role, password_hash, disabled, created_at, password_changed_at"
+    "username, display_name, role, password_hash, disabled, created_at, password_changed_at,"
+    " tokens_not_before"
 )
 _KEY_COLUMNS = (
     "id, prefix, secret_sha256, name, role, created_by, created_at, last_used_at, revoked_at"
@@ -89,7 +91,8 @@ def update_user(
     password_hash: str | None,
     at: datetime,
 ) -> UserRow:
-    """Change the given fields; a new password also invalidates older tokens (see API)."""
+    """Change the given fields; a new password also ends every session the user had
+    (tokens issued until ``at`` are refused)."""
     with guard("changing a user"):
         cur = conn.cursor(row_factory=class_row(UserRow))
         row = cur.execute(
@@ -99,7 +102,9 @@ def update_user(
                     disabled = COALESCE(%(disabled)s, disabled),
                     password_hash = COALESCE(%(hash)s, password_hash),
                     password_changed_at = CASE WHEN %(hash)s::text IS NULL
-                                               THEN password_changed_at ELSE %(at)s END
+                                               THEN password_changed_at ELSE %(at)s END,
+                    tokens_not_before = CASE WHEN %(hash)s::text IS NULL
+                                             THEN tokens_not_before ELSE %(at)s END
                 WHERE username = %(username)s
                 RETURNING {_USER_COLUMNS}""",  # noqa: S608  constant column list
             {
@@ -164,6 +169,35 @@ def revoke_api_key(conn: Conn, key_id: int, at: datetime) -> None:
         )
     if cur.rowcount == 0:
         raise NotFoundError(f"API key {key_id} does not exist")
+
+
+def end_sessions(conn: Conn, username: str, at: datetime) -> None:
+    """Refuse every token of the user issued at or before ``at`` (log out everywhere)."""
+    with guard("ending a user's sessions"):
+        cur = conn.execute(
+            "UPDATE api_users SET tokens_not_before = %s WHERE username = %s", (at, username)
+        )
+    if cur.rowcount == 0:
+        raise NotFoundError(f"user {username!r} does not exist")
+
+
+def revoke_token(
+    conn: Conn, *, jti: str, username: str, at: datetime, expires_at: datetime
+) -> None:
+    """Refuse one token from now on; rows of tokens that expired meanwhile are pruned."""
+    with guard("revoking a token"):
+        conn.execute("DELETE FROM api_revoked_tokens WHERE expires_at < %s", (at,))
+        conn.execute(
+            """INSERT INTO api_revoked_tokens (jti, username, revoked_at, expires_at)
+               VALUES (%s, %s, %s, %s) ON CONFLICT (jti) DO NOTHING""",
+            (jti, username, at, expires_at),
+        )
+
+
+def token_revoked(conn: Conn, jti: str) -> bool:
+    with guard("checking a token"):
+        row = conn.execute("SELECT 1 FROM api_revoked_tokens WHERE jti = %s", (jti,)).fetchone()
+    return row is not None
 
 
 def record_login_attempt(

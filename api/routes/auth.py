@@ -50,6 +50,41 @@ def issue_token(body: TokenRequest, request: Request, state: State, conn: Db) ->
     )
 
 
+@router.post(
+    "/auth/logout",
+    summary="End this session (everywhere=true: every session of the user)",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**AUTH_ERRORS, 400: {"model": ErrorOut, "description": "an API key"}},
+)
+def logout(principal: AnyRole, state: State, conn: Db, everywhere: bool = False) -> Response:
+    if principal.token is None:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "an API key is not a session: an admin revokes it with DELETE /api-keys/{id}",
+        )
+    claims = state.signer.verify(principal.token)
+    now = state.clock()
+    if everywhere:
+        api_auth.end_sessions(conn, principal.name, now)
+    api_auth.revoke_token(
+        conn, jti=claims.token_id, username=principal.name, at=now, expires_at=claims.expires_at
+    )
+    conn.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/users/{username}/logout",
+    summary="End every session of a user (a lost tablet, a leaked token)",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**AUTH_ERRORS, **NOT_FOUND},
+)
+def end_user_sessions(username: str, _admin: AdminUser, conn: Db, state: State) -> Response:
+    api_auth.end_sessions(conn, username[:63], state.clock())
+    conn.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @router.get("/auth/me", summary="Who the credentials belong to", responses=AUTH_ERRORS)
 def me(principal: AnyRole) -> MeOut:
     return MeOut(name=principal.name, role=principal.role, via=principal.via)  # type: ignore[arg-type]

@@ -25,8 +25,9 @@ from api.review.i18n import MESSAGES, Lang, pick_lang
 from api.review.theme import css_variables
 from api.review_service import image_detail, review_queue
 from api.routes.auth import client_address
-from api.security import Principal, Role
+from api.security import Principal, Role, TokenError
 from api.taxonomy import DAMAGE_TYPES, GRADE_LABELS, GRADES, label
+from store import api_auth
 from store import api_queries as q
 
 router = APIRouter(include_in_schema=False)
@@ -151,13 +152,28 @@ async def login_submit(
 
 
 @router.post("/review/logout")
-async def logout(request: Request, state: State) -> Response:
+async def logout(request: Request, state: State, conn: Db) -> Response:
     form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=5)
     token = request.cookies.get(SESSION_COOKIE, "")
     sent = (form.get("csrf") or [""])[0]
     # Without a session there is nothing to end; with one, only the page may end it.
     if token and not hmac.compare_digest(sent, state.signer.csrf_for(token)):
         raise HTTPException(403, "missing or wrong CSRF token")
+    if token:
+        # The cookie goes, and so does the token in it: a copy of it is refused too.
+        try:
+            claims = state.signer.verify(token)
+        except TokenError:
+            claims = None  # expired or foreign: nothing left to revoke
+        if claims is not None:
+            api_auth.revoke_token(
+                conn,
+                jti=claims.token_id,
+                username=claims.subject,
+                at=state.clock(),
+                expires_at=claims.expires_at,
+            )
+            conn.commit()
     response = RedirectResponse("/review/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -115,7 +115,8 @@ def env(api_env: ApiEnv) -> ApiEnv:
     api_env.client.cookies.clear()
     with psycopg.connect(api_env.url) as conn:
         conn.execute(f"TRUNCATE {_DATA_TABLES} RESTART IDENTITY CASCADE")
-        conn.execute("UPDATE api_users SET disabled = false")
+        conn.execute("TRUNCATE api_revoked_tokens")
+        conn.execute("UPDATE api_users SET disabled = false, tokens_not_before = NULL")
         conn.commit()
     return api_env
 
@@ -193,3 +194,20 @@ def seed(env: ApiEnv) -> Seeded:
         assert alert is not None
         conn.commit()
     return Seeded(ids[0], ids[1], detections[:2], detections[2], int(str(alert[0])))
+
+
+def page_login(env: ApiEnv, username: str = "inspector-user") -> tuple[str, str]:
+    """Log in through the review page's form; returns the login's Set-Cookie header and
+    the page's CSRF token for writes."""
+    page = env.client.get("/review/login")
+    csrf_login = page.text.split('name="csrf" value="')[1].split('"')[0]
+    response = env.client.post(
+        "/review/login",
+        data={"username": username, "password": PASSWORD, "csrf": csrf_login},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    html = env.client.get("/review").text
+    return response.headers["set-cookie"], html.split('name="csrf-token" content="')[1].split('"')[
+        0
+    ]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from api.security import Role, TokenSigner
-from tests.integration.api.conftest import PASSWORD, ApiEnv, user_name
+from tests.integration.api.conftest import PASSWORD, ApiEnv, page_login, user_name
 
 
 def _login(env: ApiEnv, username: str, password: str) -> int:
@@ -146,3 +147,93 @@ def test_admin_creates_users_with_strong_passwords_only(env: ApiEnv) -> None:
     with env.conn() as conn:
         conn.execute("DELETE FROM api_users WHERE username = 'sato'")
         conn.commit()
+
+
+def _token(env: ApiEnv, username: str, password: str = PASSWORD) -> dict[str, str]:
+    response = env.client.post(
+        "/api/v1/auth/token", json={"username": username, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def _status(env: ApiEnv, headers: dict[str, str]) -> int:
+    return int(env.client.get("/api/v1/auth/me", headers=headers).status_code)
+
+
+def _new_user(env: ApiEnv) -> str:
+    name = f"tablet-{uuid.uuid4().hex[:8]}"
+    response = env.client.post(
+        "/api/v1/users",
+        json={"username": name, "role": "inspector", "password": PASSWORD},
+        headers=env.headers[Role.ADMIN],
+    )
+    assert response.status_code == 201, response.text
+    return name
+
+
+def test_logout_ends_this_session_only(env: ApiEnv) -> None:
+    name = user_name(Role.VIEWER)
+    first, second = _token(env, name), _token(env, name)
+    assert env.client.post("/api/v1/auth/logout", headers=first).status_code == 204
+    response = env.client.get("/api/v1/auth/me", headers=first)
+    assert response.status_code == 401
+    assert response.json()["detail"] == "token revoked"
+    assert _status(env, second) == 200
+    # Logging out twice is harmless; a revoked token cannot log out again.
+    assert env.client.post("/api/v1/auth/logout", headers=first).status_code == 401
+
+
+def test_logout_everywhere_and_a_new_password_end_every_session(env: ApiEnv) -> None:
+    name = _new_user(env)
+    phone, tablet = _token(env, name), _token(env, name)
+    response = env.client.post("/api/v1/auth/logout?everywhere=true", headers=phone)
+    assert response.status_code == 204
+    assert (_status(env, phone), _status(env, tablet)) == (401, 401)
+    env.clock.advance(timedelta(seconds=1))
+    fresh = _token(env, name)
+    assert _status(env, fresh) == 200
+    # An admin sets a new password: sessions opened with the old one end at once.
+    env.clock.advance(timedelta(seconds=1))
+    response = env.client.patch(
+        f"/api/v1/users/{name}",
+        json={"password": "a brand new passphrase"},
+        headers=env.headers[Role.ADMIN],
+    )
+    assert response.status_code == 200
+    assert _status(env, fresh) == 401
+    env.clock.advance(timedelta(seconds=1))
+    assert _status(env, _token(env, name, "a brand new passphrase")) == 200
+
+
+def test_an_admin_ends_every_session_of_a_user(env: ApiEnv) -> None:
+    name = _new_user(env)
+    lost_tablet = _token(env, name)
+    admin = env.headers[Role.ADMIN]
+    assert env.client.post(f"/api/v1/users/{name}/logout", headers=admin).status_code == 204
+    assert _status(env, lost_tablet) == 401
+    assert env.client.post("/api/v1/users/nobody-here/logout", headers=admin).status_code == 404
+    not_admin = env.headers[Role.OPERATOR]
+    assert env.client.post(f"/api/v1/users/{name}/logout", headers=not_admin).status_code == 403
+
+
+def test_an_api_key_cannot_log_out(env: ApiEnv) -> None:
+    created = env.client.post(
+        "/api/v1/api-keys",
+        json={"name": "uploader", "role": "device"},
+        headers=env.headers[Role.ADMIN],
+    )
+    key = {"X-API-Key": created.json()["key"]}
+    response = env.client.post("/api/v1/auth/logout", headers=key)
+    assert response.status_code == 400
+    assert _status(env, key) == 200
+
+
+def test_the_review_page_logout_revokes_the_session_token(env: ApiEnv) -> None:
+    _, csrf = page_login(env)
+    session = env.client.cookies["mamori_session"]
+    response = env.client.post("/review/logout", data={"csrf": csrf}, follow_redirects=False)
+    assert response.status_code == 303
+    env.client.cookies.clear()
+    # A copy of the cookie kept by someone else is no longer a session.
+    assert _status(env, {"Authorization": f"Bearer {session}"}) == 401

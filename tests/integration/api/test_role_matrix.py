@@ -27,6 +27,8 @@ MATRIX: Final[dict[tuple[str, str], frozenset[Role] | str]] = {
     ("GET", "/metrics"): HUMANS,
     ("GET", "/api/v1/openapi.json"): EVERYONE,
     ("GET", "/api/v1/auth/me"): EVERYONE,
+    ("POST", "/api/v1/auth/logout"): EVERYONE,
+    ("POST", "/api/v1/users/{username}/logout"): frozenset({ADM}),
     ("GET", "/api/v1/users"): frozenset({ADM}),
     ("POST", "/api/v1/users"): frozenset({ADM}),
     ("PATCH", "/api/v1/users/{username}"): frozenset({ADM}),

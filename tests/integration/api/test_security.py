@@ -12,7 +12,14 @@ import pytest
 
 from api.blobs import MAX_PIXELS, BlobError, ImageRejectedError, blob_path, probe
 from api.security import Role
-from tests.integration.api.conftest import PASSWORD, UPLOAD_LIMIT, ApiEnv, png_bytes, seed
+from tests.integration.api.conftest import (
+    PASSWORD,
+    UPLOAD_LIMIT,
+    ApiEnv,
+    page_login,
+    png_bytes,
+    seed,
+)
 
 INJECTIONS = [
     "' OR '1'='1",
@@ -162,20 +169,10 @@ def test_sql_injection_in_every_filter_is_harmless(env: ApiEnv) -> None:
 def test_the_session_cookie_needs_the_csrf_header_for_writes(env: ApiEnv) -> None:
     seeded = seed(env)
     client = env.client
-    page = client.get("/review/login")
-    csrf_login = page.text.split('name="csrf" value="')[1].split('"')[0]
-    response = client.post(
-        "/review/login",
-        data={"username": "inspector-user", "password": PASSWORD, "csrf": csrf_login},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303
+    cookie_header, token = page_login(env)
     assert "mamori_session" in client.cookies
-    cookie_header = response.headers["set-cookie"]
     assert "HttpOnly" in cookie_header
     assert "SameSite=strict" in cookie_header or "SameSite=Strict" in cookie_header
-    html = client.get("/review").text
-    token = html.split('name="csrf-token" content="')[1].split('"')[0]
     url = f"/api/v1/images/{seeded.image_id}/reviews"
     body = {"action": "confirm", "detection_id": seeded.detections[0]}
     assert client.post(url, json=body).status_code == 403
