@@ -41,6 +41,7 @@ from core.alerting import AlertState, AssetAlerts, OpenAlert
 from core.errors import PayloadError, StoreError, TransportError
 from core.messages import ReadingBatch, decode
 from core.mqtt import build_client, connect, reason_is_failure
+from core.registry import AssetSpec
 from core.settings import AlertsSettings
 from core.topics import TopicKind, Topics
 from store import alerts as q
@@ -103,8 +104,10 @@ class AlertEngine:
         http: httpx.Client | None = None,
         webhook_secrets: dict[str, bytes] | None = None,
         backoff_base_s: float = 2.0,
+        registry_refresh_s: float = _REGISTRY_REFRESH_S,
     ) -> None:
         self.settings = settings
+        self._registry_refresh_s = registry_refresh_s
         self.rules = rules
         self.stats = EngineStats()
         self._url = database_url
@@ -131,6 +134,8 @@ class AlertEngine:
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
         self._device_assets: dict[str, str] = {}
+        self._assets: list[AssetSpec] = []
+        self._intervals: dict[str, float] = {}
         self._published: dict[str, tuple[tuple[int, int, str], ...]] = {}
         self._registry_loaded_at = 0.0
         self._stale = False  # the evaluator may be ahead of the database
@@ -197,7 +202,9 @@ class AlertEngine:
 
     # Start-up -------------------------------------------------------------------------
 
-    def _load_registry(self) -> None:
+    def _load_registry(self) -> bool:
+        """Read assets and devices; True when the assets or their devices' reporting
+        intervals differ from what the evaluator was built on."""
         assets = q.load_assets(self._conn)
         devices = q.load_devices(self._conn)
         intervals: dict[str, float] = {}
@@ -209,8 +216,25 @@ class AlertEngine:
             intervals[device.asset_id] = value if current is None else min(current, value)
         self._device_assets = {d.id: d.asset_id for d in devices if d.asset_id is not None}
         self._registry_loaded_at = time.monotonic()
+        changed = (assets, intervals) != (self._assets, self._intervals)
         self._assets = assets
         self._intervals = intervals
+        return changed
+
+    def _refresh_registry(self) -> None:
+        """Pick up assets and devices registered or changed while running. Called only
+        between batches, when the evaluator holds nothing uncommitted, so rebinding the
+        rules from the saved state loses nothing; a new asset gets its rules at once."""
+        if time.monotonic() - self._registry_loaded_at < self._registry_refresh_s:
+            return
+        if self._load_registry():
+            restored = self._rebuild()
+            _log.info(
+                "registry changed: %d assets; rules rebound %d times, %d restored",
+                len(self._assets),
+                len(self.evaluator.bindings),
+                restored,
+            )
 
     def _rebuild(self) -> int:
         """A fresh evaluator with the state last committed: at start, and after a failed
@@ -328,6 +352,8 @@ class AlertEngine:
                 return
 
     def _process(self, inbound: list[_Inbound]) -> None:
+        if any(self._from_unknown_device(m) for m in inbound):
+            self._refresh_registry()
         decisions: list[Decision] = []
         for message in inbound:
             decisions.extend(self._evaluate(message))
@@ -365,13 +391,17 @@ class AlertEngine:
         return decisions
 
     def _asset_of(self, device: str) -> str | None:
-        asset = self._device_assets.get(device)
-        if asset is None and time.monotonic() - self._registry_loaded_at > _REGISTRY_REFRESH_S:
-            self._load_registry()
-            asset = self._device_assets.get(device)
-        return asset
+        return self._device_assets.get(device)
+
+    def _from_unknown_device(self, message: _Inbound) -> bool:
+        try:
+            parsed = self._topics.parse(message.topic)
+        except PayloadError:
+            return False
+        return parsed.kind is TopicKind.READINGS and parsed.device not in self._device_assets
 
     def _tick(self) -> None:
+        self._refresh_registry()
         now = self._clock()
         self.stats.ticks += 1
         self._reset_resolved_findings()

@@ -13,10 +13,12 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from alerts.engine import AlertEngine
 from alerts.ruleset import parse_rules
 from core.messages import Reading
+from core.registry import AssetKind, AssetSpec, DeviceSpec
 from core.settings import AlertsSettings, MqttSettings
 from core.topics import Topics
 from edge_agent.publisher import DevicePublisher
 from store import alerts as q
+from store.registry import upsert_asset, upsert_device
 from tests.integration.alerts.helpers import (
     RULES,
     AlertWatcher,
@@ -182,6 +184,79 @@ def test_a_database_outage_neither_loses_nor_repeats_a_transition(
     finally:
         engine.stop()
         link.close()
+
+
+def test_an_asset_registered_while_running_gets_its_rules(
+    database_url: str, mqtt_settings: MqttSettings, fleet: Fleet
+) -> None:
+    """A river station and its gauge added to the registry after the engine started:
+    its first readings are judged, no restart needed; a threshold changed on it later
+    applies too, and what the engine remembered about the station survives the rebind."""
+    clock = Clock()
+    settings = AlertsSettings(mqtt=mqtt_settings, tick_s=3600)
+    engine = AlertEngine(
+        settings,
+        database_url,
+        parse_rules(RULES),
+        client_id=f"alerts-{uuid.uuid4().hex[:8]}",
+        clock=clock,
+        registry_refresh_s=0.0,
+    )
+    engine.start()
+    station, gauge = f"new-{uuid.uuid4().hex[:6]}", f"wl-{uuid.uuid4().hex[:6]}"
+    levels = {"standby_m": 1.6, "caution_m": 2.2, "evacuation_m": 2.9, "danger_m": 3.4}
+    publisher = DevicePublisher(mqtt_settings, fleet.site, gauge)
+    publisher.start()
+
+    def register(caution_m: float) -> None:
+        with psycopg.connect(database_url) as conn:
+            upsert_asset(
+                conn,
+                AssetSpec(
+                    id=station,
+                    site_id=fleet.site,
+                    kind=AssetKind.RIVER_STATION,
+                    name="New station",
+                    thresholds={"river_levels": {**levels, "caution_m": caution_m}},
+                ),
+            )
+            upsert_device(
+                conn,
+                DeviceSpec(id=gauge, site_id=fleet.site, asset_id=station, kind="river_level"),
+            )
+            conn.commit()
+
+    start = clock.now
+
+    def send(minutes: float, level: float) -> None:
+        at = start + timedelta(minutes=minutes)
+        publisher.publish_batch([Reading(metric="water_level_m", ts=at, value=level)])
+
+    try:
+        register(caution_m=2.2)
+        send(0, 2.5)  # above 氾濫注意水位 2.2: 警戒レベル2
+        assert eventually(lambda: [a.level for a in alerts_of(database_url, station)] == [2])
+        send(1, 1.0)
+        assert engine.tick_now()
+        clock.advance(minutes=20)  # the fall held longer than clear_for_s (300 s)
+        assert engine.tick_now()
+        assert [a.state for a in alerts_of(database_url, station)] == ["resolved"]
+        # The caution level is lowered to 1.9 m: 2.0 m now opens an alert, which it
+        # would not under 2.2 m. A repeat of the first reading is still recognised as
+        # one the engine has seen, so the saved state survived the rebind.
+        register(caution_m=1.9)
+        assert engine.tick_now()
+        send(0, 2.5)
+        send(21, 2.0)
+        assert eventually(lambda: len(alerts_of(database_url, station)) == 2)
+        assert engine.tick_now()
+        first, second = sorted(alerts_of(database_url, station), key=lambda a: a.id)
+        assert events_of(database_url, first.id) == ["opened", "resolved"]
+        assert events_of(database_url, second.id) == ["opened"]
+        assert (second.level, second.value) == (2, 2.0)
+    finally:
+        publisher.stop()
+        engine.stop()
 
 
 def test_operator_ack_is_published_and_findings_open_alerts(
