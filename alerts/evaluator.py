@@ -32,7 +32,7 @@ from alerts.ruleset import (
     ThresholdRule,
     river_ladder,
 )
-from alerts.signals import Latest, RatePerHour, RobustZ, Signal, Silence, WindowSum
+from alerts.signals import Latest, Negated, RatePerHour, RobustZ, Signal, Silence, WindowSum
 from core.registry import AssetSpec, RiverLevels
 
 _log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class Binding:
     ladder: LadderState = field(default_factory=LadderState)
     seen: dict[str, float] = field(default_factory=dict)
     dirty: bool = False
+    sign: float = 1.0  # -1: a 'below' rule, whose ladder sees the negated signal
 
     @property
     def key(self) -> BindingKey:
@@ -110,35 +111,48 @@ def resolve_threshold(asset: AssetSpec, value: float | AssetRef) -> float:
     return float(node)
 
 
+def _bind_ladder(
+    rule: ThresholdRule | RateOfRiseRule | CumulativeRule | AnomalyRule,
+    asset: AssetSpec,
+    for_s: float,
+    clear_for_s: float,
+) -> Binding:
+    # A 'below' rule runs as an 'above' ladder over the negated signal.
+    sign = -1.0 if rule.falling else 1.0
+    pairs = [
+        (
+            spec.level,
+            sign * resolve_threshold(asset, spec.threshold),
+            spec.clear_margin if spec.clear_margin is not None else rule.clear_margin,
+        )
+        for spec in rule.levels
+    ]
+    rises = [rise for _, rise, _ in pairs]
+    if rises != sorted(rises):
+        raise BindError(f"asset {asset.id}: thresholds go the wrong way as the level rises")
+    ladder = LadderSpec.build(pairs, for_s=for_s, clear_for_s=clear_for_s)
+    signal: Signal
+    if isinstance(rule, ThresholdRule):
+        signal = Latest()
+    elif isinstance(rule, RateOfRiseRule):
+        min_span = rule.min_span_s if rule.min_span_s is not None else rule.window_s / 2
+        signal = RatePerHour(rule.window_s, min_span_s=min_span)
+    elif isinstance(rule, CumulativeRule):
+        signal = WindowSum(rule.window_s)
+    else:
+        signal = RobustZ(rule.window, rule.min_samples, rule.min_mad)
+    if rule.falling:
+        return Binding(rule, asset, ladder, Negated(signal), rule.metric, sign=-1.0)
+    return Binding(rule, asset, ladder, signal, rule.metric)
+
+
 def bind(
     rules: RuleFile, rule: Rule, asset: AssetSpec, expected_interval_s: float | None
 ) -> Binding:
     """Make the binding of ``rule`` on ``asset``; :class:`BindError` when it cannot apply."""
     for_s, clear_for_s = rule.for_s, rules.clear_for_s(rule)
     if isinstance(rule, ThresholdRule | RateOfRiseRule | CumulativeRule | AnomalyRule):
-        pairs = [
-            (
-                spec.level,
-                resolve_threshold(asset, spec.above),
-                spec.clear_margin if spec.clear_margin is not None else rule.clear_margin,
-            )
-            for spec in rule.levels
-        ]
-        rises = [rise for _, rise, _ in pairs]
-        if rises != sorted(rises):
-            raise BindError(f"asset {asset.id}: thresholds fall as the level rises: {rises}")
-        ladder = LadderSpec.build(pairs, for_s=for_s, clear_for_s=clear_for_s)
-        signal: Signal
-        if isinstance(rule, ThresholdRule):
-            signal = Latest()
-        elif isinstance(rule, RateOfRiseRule):
-            min_span = rule.min_span_s if rule.min_span_s is not None else rule.window_s / 2
-            signal = RatePerHour(rule.window_s, min_span_s=min_span)
-        elif isinstance(rule, CumulativeRule):
-            signal = WindowSum(rule.window_s)
-        else:
-            signal = RobustZ(rule.window, rule.min_samples, rule.min_mad)
-        return Binding(rule, asset, ladder, signal, rule.metric)
+        return _bind_ladder(rule, asset, for_s, clear_for_s)
     if isinstance(rule, RiverLevelsRule):
         raw = asset.thresholds.get("river_levels")
         if raw is None:
@@ -330,13 +344,14 @@ class Evaluator:
 
     @staticmethod
     def _decision(binding: Binding, change: LevelChange) -> Decision:
+        value = None if change.value is None else binding.sign * change.value
         return Decision(
             binding.rule.id,
             binding.asset.id,
             change.at,
             change.old,
             change.new,
-            change.value,
+            value,
             binding.rule.emit,
         )
 

@@ -43,11 +43,31 @@ Threshold = float | AssetRef
 
 class LevelSpec(_Model):
     """Rise to ``level`` when the signal is at or above ``above``; it clears below
-    ``above - clear_margin`` (the rule's margin when not given here)."""
+    ``above - clear_margin`` (the rule's margin when not given here). With ``below``
+    instead (a battery running down, a reservoir drawn down), rise at or below it and
+    clear above ``below + clear_margin``."""
 
     level: Level
-    above: Threshold
+    above: Threshold | None = None
+    below: Threshold | None = None
     clear_margin: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> LevelSpec:
+        if (self.above is None) == (self.below is None):
+            raise ValueError(f"level {self.level}: give exactly one of 'above' and 'below'")
+        return self
+
+    @property
+    def threshold(self) -> Threshold:
+        bound = self.above if self.above is not None else self.below
+        assert bound is not None
+        return bound
+
+    @property
+    def falling(self) -> bool:
+        """True for a ``below`` level: danger grows as the value falls."""
+        return self.below is not None
 
 
 class CapCategory(StrEnum):
@@ -118,10 +138,20 @@ class _LadderRule(_Rule):
         numbers = [spec.level for spec in self.levels]
         if numbers != sorted(set(numbers)):
             raise ValueError(f"levels must be distinct and ascending, got {numbers}")
-        literal = [spec.above for spec in self.levels if isinstance(spec.above, float)]
-        if len(literal) == len(self.levels) and literal != sorted(literal):
+        if len({spec.falling for spec in self.levels}) > 1:
+            raise ValueError("levels mix 'above' and 'below': a rule watches one direction")
+        literal = [spec.threshold for spec in self.levels if isinstance(spec.threshold, float)]
+        if len(literal) == len(self.levels) and self.falling:
+            if literal != sorted(literal, reverse=True):
+                raise ValueError(f"'below' thresholds must fall as the level rises, got {literal}")
+        elif len(literal) == len(self.levels) and literal != sorted(literal):
             raise ValueError(f"thresholds must not fall as the level rises, got {literal}")
         return self
+
+    @property
+    def falling(self) -> bool:
+        """The rule's levels are ``below`` levels."""
+        return self.levels[0].falling
 
 
 class ThresholdRule(_LadderRule):
@@ -158,6 +188,12 @@ class CumulativeRule(_LadderRule):
     type: Literal["cumulative"]
     metric: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
     window_s: float = Field(gt=0, le=7 * 86400)
+
+    @model_validator(mode="after")
+    def _rising(self) -> CumulativeRule:
+        if self.falling:
+            raise ValueError("a sum of increments is watched as it grows: use 'above'")
+        return self
 
 
 class ActiveWhen(_Model):
@@ -207,6 +243,8 @@ class AnomalyRule(_LadderRule):
     def _samples(self) -> AnomalyRule:
         if self.min_samples > self.window:
             raise ValueError("min_samples cannot exceed window")
+        if self.falling:
+            raise ValueError("an anomaly score is never negative: use 'above'")
         return self
 
 
@@ -397,9 +435,10 @@ def time_scaled(rules: RuleFile, speed: float) -> RuleFile:
     def ladder(levels: list[LevelSpec], factor: float) -> list[LevelSpec]:
         out = []
         for spec in levels:
-            above = spec.above * factor if isinstance(spec.above, float) else spec.above
+            bound = spec.threshold * factor if isinstance(spec.threshold, float) else spec.threshold
             margin = None if spec.clear_margin is None else spec.clear_margin * factor
-            out.append(spec.model_copy(update={"above": above, "clear_margin": margin}))
+            key = "below" if spec.falling else "above"
+            out.append(spec.model_copy(update={key: bound, "clear_margin": margin}))
         return out
 
     scaled: list[Rule] = []
@@ -413,7 +452,7 @@ def time_scaled(rules: RuleFile, speed: float) -> RuleFile:
                 update={"after_s": rule.escalation.after_s / speed}
             )
         if isinstance(rule, RateOfRiseRule):
-            if any(isinstance(spec.above, AssetRef) for spec in rule.levels):
+            if any(isinstance(spec.threshold, AssetRef) for spec in rule.levels):
                 raise ValueError(f"rule {rule.id}: cannot scale a rate read from the asset")
             update["window_s"] = rule.window_s / speed
             update["min_span_s"] = seconds(rule.min_span_s)

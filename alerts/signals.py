@@ -31,6 +31,27 @@ class Signal(Protocol):
     def load(self, samples: list[list[float]]) -> None: ...
 
 
+@dataclass(slots=True)
+class Negated:
+    """Another signal, sign flipped: a ``below`` ladder is an ``above`` ladder over -x, so
+    hysteresis, durations and the saved state work the same either way."""
+
+    inner: Signal
+
+    def observe(self, at: datetime, value: float) -> None:
+        self.inner.observe(at, value)
+
+    def value_at(self, at: datetime) -> float | None:
+        value = self.inner.value_at(at)
+        return None if value is None else -value
+
+    def dump(self) -> list[list[float]]:
+        return self.inner.dump()
+
+    def load(self, samples: list[list[float]]) -> None:
+        self.inner.load(samples)
+
+
 def _t(at: datetime) -> float:
     return at.timestamp()
 

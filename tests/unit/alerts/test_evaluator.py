@@ -79,6 +79,52 @@ rules:
     assert [(d.at, d.new) for d in late] == [(at(5), 2), (at(6), 0)]
 
 
+BATTERY = """
+assets:
+  - {id: g, site_id: s, kind: rain_gauge, name: Gauge, thresholds: {battery: {low_v: 11.8}}}
+rules:
+  - id: battery
+    type: threshold
+    title: Gauge battery low
+    applies_to: {kinds: [rain_gauge]}
+    metric: battery_v
+    levels:
+      - {level: 1, below: {asset: battery.low_v}}
+      - {level: 2, below: 11.5}
+    clear_margin: 0.2
+    clear_for_s: 0
+"""
+
+
+def test_below_levels_rise_as_the_value_falls_with_hysteresis() -> None:
+    r = parse_rules(BATTERY)
+    ev = Evaluator(r, r.assets)
+    volts = [12.6, 11.7, 11.4, 11.6, 11.75, 11.9, 12.05]
+    out = [d for i, v in enumerate(volts) for d in ev.observe("g", "battery_v", at(i), v, "rg")]
+    # 11.7 ≤ 11.8: level 1; 11.4 ≤ 11.5: level 2; level 2 holds up to 11.5 + 0.2; level 1
+    # holds up to 11.8 + 0.2, so 11.9 keeps it and 12.05 clears.
+    assert [(d.old, d.new, d.value) for d in out] == [
+        (0, 1, 11.7),
+        (1, 2, 11.4),
+        (2, 1, 11.75),
+        (1, 0, 12.05),
+    ]
+
+
+def test_a_below_binding_resumes_from_its_snapshot() -> None:
+    r = parse_rules(BATTERY)
+    first = Evaluator(r, r.assets)
+    first.observe("g", "battery_v", at(0), 11.4, "rg")
+    snapshots = {key: b.snapshot().model_dump_json() for key, b in first.bindings.items()}
+    again = Evaluator(r, r.assets)
+    for key, raw in snapshots.items():
+        again.bindings[key].restore(BindingSnapshot.model_validate_json(raw))
+    assert again.observe("g", "battery_v", at(0), 11.4, "rg") == []  # seen already
+    (step_down,) = again.observe("g", "battery_v", at(1), 11.75, "rg")
+    assert (step_down.old, step_down.new, step_down.value) == (2, 1, 11.75)
+    assert again.tick(at(2)) == []
+
+
 def test_hourly_rain_rises_and_clears_as_the_window_slides() -> None:
     r = rules()
     ev = Evaluator(r, r.assets)

@@ -70,6 +70,10 @@ def test_minimal_file_defaults() -> None:
         ("levels: [{level: 2, above: 1.0, clear_margin: -1}]", "greater than or equal to 0"),
         ("levels: [{level: 2, above: {asset: 'Bad Path'}}]", "should match pattern"),
         ("levels: []", "at least 1 item"),
+        ("levels: [{level: 2, above: 1.0, below: 0.5}]", "exactly one of 'above' and 'below'"),
+        ("levels: [{level: 2}]", "exactly one of 'above' and 'below'"),
+        ("levels: [{level: 2, above: 1.0}, {level: 3, below: 0.5}]", "mix 'above' and 'below'"),
+        ("levels: [{level: 2, below: 1.0}, {level: 3, below: 2.0}]", "must fall as the level"),
     ],
 )
 def test_bad_levels_name_the_rule(patch: str, message: str) -> None:
@@ -152,10 +156,12 @@ levels = st.lists(
 def rule_files(draw: st.DrawFn) -> RuleFile:
     rules: list[ThresholdRule | CumulativeRule] = []
     for index in range(draw(st.integers(min_value=1, max_value=4))):
-        raw = sorted(draw(levels), key=lambda pair: pair[0])
+        falling = draw(st.booleans())
+        raw = sorted(draw(levels), key=lambda pair: pair[0], reverse=falling)
+        key = "below" if falling else "above"
         specs = [
-            LevelSpec(level=i + 2, above=above, clear_margin=margin)
-            for i, (above, margin) in enumerate(raw)
+            LevelSpec.model_validate({"level": i + 2, key: bound, "clear_margin": margin})
+            for i, (bound, margin) in enumerate(raw)
         ]
         common = {
             "id": f"r{index}",
@@ -171,7 +177,7 @@ def rule_files(draw: st.DrawFn) -> RuleFile:
             "metric": "water_level_m",
             "for_s": draw(st.floats(min_value=0, max_value=3600)),
         }
-        if draw(st.booleans()):
+        if falling or draw(st.booleans()):
             rules.append(ThresholdRule.model_validate({**common, "type": "threshold"}))
         else:
             window = draw(st.floats(min_value=1, max_value=86400))
@@ -205,3 +211,23 @@ def test_titles_with_control_characters_are_refused(title: str) -> None:
     }
     with pytest.raises(ValidationError, match="title"):
         ThresholdRule.model_validate(rule)
+
+
+def test_below_levels_do_not_apply_to_sums_or_anomaly_scores() -> None:
+    for extra in ("type: cumulative\n    window_s: 3600", "type: anomaly"):
+        text = MINIMAL.replace("type: threshold", extra).replace(
+            "levels: [{level: 2, above: 1.0}, {level: 3, above: 2.0}]",
+            "levels: [{level: 2, below: 1.0}]",
+        )
+        with pytest.raises(ConfigError, match="use 'above'"):
+            parse_rules(text, "rules.yaml")
+
+
+def test_time_scaling_keeps_a_falling_rate_falling() -> None:
+    text = MINIMAL.replace("type: threshold", "type: rate_of_rise\n    window_s: 3600").replace(
+        "levels: [{level: 2, above: 1.0}, {level: 3, above: 2.0}]",
+        "levels: [{level: 2, below: -0.5}, {level: 3, below: -1.0}]",
+    )
+    (rule,) = time_scaled(parse_rules(text), 10.0).rules
+    assert isinstance(rule, RateOfRiseRule)
+    assert [(spec.below, spec.above) for spec in rule.levels] == [(-5.0, None), (-10.0, None)]
