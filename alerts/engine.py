@@ -29,8 +29,6 @@ from datetime import UTC, datetime
 import httpx
 import paho.mqtt.client as paho
 import psycopg
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
 from alerts.book import AlertBook, Outcome
@@ -40,7 +38,7 @@ from alerts.webhook import WebhookDispatcher, resolve_secrets
 from core.alerting import AlertState, AssetAlerts, OpenAlert
 from core.errors import PayloadError, StoreError, TransportError
 from core.messages import ReadingBatch, decode
-from core.mqtt import build_client, connect, reason_is_failure
+from core.mqtt import AckingSubscriber, Inbound
 from core.registry import AssetSpec
 from core.settings import AlertsSettings
 from core.topics import TopicKind, Topics
@@ -61,15 +59,6 @@ _REGISTRY_REFRESH_S = 5.0
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class _Inbound:
-    mid: int
-    qos: int
-    topic: str
-    payload: bytes
-    generation: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +102,8 @@ class AlertEngine:
         self._url = database_url
         self._clock = clock
         self._topics = Topics(settings.mqtt.topic_prefix)
-        self._queue: queue.Queue[_Inbound | _TickRequest] = queue.Queue()
+        self._queue: queue.Queue[Inbound | _TickRequest] = queue.Queue()
         self._stopping = threading.Event()
-        self._subscribed = threading.Event()
-        self._generation = 0
         self._worker: threading.Thread | None = None
         self._sender: threading.Thread | None = None
         self._send_now = threading.Event()
@@ -128,11 +115,15 @@ class AlertEngine:
         self._dispatcher = WebhookDispatcher(
             rules.webhooks, secrets, self._http, clock, backoff_base_s=backoff_base_s
         )
-        self._client = build_client(settings.mqtt, client_id, manual_ack=True)
-        self._client.on_connect = self._on_connect
-        self._client.on_subscribe = self._on_subscribe
-        self._client.on_message = self._on_message
-        self._client.on_disconnect = self._on_disconnect
+        self._mqtt = AckingSubscriber(
+            settings.mqtt,
+            client_id,
+            [self._filter()],
+            self._queue.put,
+            name="alert engine",
+            stopping=self._stopping,
+            clock=clock,
+        )
         self._device_assets: dict[str, str] = {}
         self._assets: list[AssetSpec] = []
         self._intervals: dict[str, float] = {}
@@ -149,12 +140,11 @@ class AlertEngine:
         self._load_registry()
         restored = self._rebuild()
         self.stats.restored_bindings = restored
-        connect(self._client, self.settings.mqtt, receive_maximum=1000)
-        self._client.loop_start()
-        if not self._subscribed.wait(timeout_s):
-            self._client.loop_stop()
+        try:
+            self._mqtt.start(receive_maximum=1000, timeout_s=timeout_s)
+        except TransportError:
             self._conn.close()
-            raise TransportError(f"no subscription confirmed by {self.settings.mqtt.url()}")
+            raise
         if q.get_cursor(self._conn, EVENTS_CURSOR) is None:
             q.set_cursor(self._conn, EVENTS_CURSOR, q.last_event_id(self._conn), self._clock())
         self._republish()
@@ -180,8 +170,7 @@ class AlertEngine:
         self._send_now.set()
         if self._sender is not None:
             self._sender.join(timeout_s)
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._mqtt.stop()
         if self._owns_http:
             self._http.close()
         self._conn.close()
@@ -261,7 +250,7 @@ class AlertEngine:
         for asset_id in sorted(assets):
             self._publish_asset(asset_id, None)
 
-    # MQTT (paho's network thread) -------------------------------------------------------
+    # MQTT ---------------------------------------------------------------------------------
 
     def _filter(self) -> str:
         topic = self._topics.all_readings()
@@ -269,32 +258,6 @@ class AlertEngine:
         if group is not None and self.settings.mqtt.protocol == "5":
             return self._topics.shared(group, topic)
         return topic
-
-    def _on_connect(
-        self, client: paho.Client, _u: object, _f: object, reason: object, _p: object
-    ) -> None:
-        if reason_is_failure(reason):
-            _log.error("broker refused the alert engine: %s", reason)
-            return
-        self._generation += 1
-        client.subscribe(self._filter(), qos=1)
-
-    def _on_subscribe(
-        self, _c: paho.Client, _u: object, _mid: int, reasons: list[ReasonCode], _p: Properties
-    ) -> None:
-        if any(reason_is_failure(r) for r in reasons):
-            _log.error("broker refused the readings subscription: %s", reasons)
-            return
-        self._subscribed.set()
-
-    def _on_disconnect(
-        self, _c: paho.Client, _u: object, _f: object, reason: object, _p: object
-    ) -> None:
-        if not self._stopping.is_set():
-            _log.warning("alert engine lost the broker (%s); paho reconnects", reason)
-
-    def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
-        self._queue.put(_Inbound(msg.mid, msg.qos, msg.topic, bytes(msg.payload), self._generation))
 
     # Worker thread ----------------------------------------------------------------------
 
@@ -306,14 +269,14 @@ class AlertEngine:
                 first = self._queue.get(timeout=timeout)
             except queue.Empty:
                 first = None
-            items: list[_Inbound | _TickRequest] = [] if first is None else [first]
+            items: list[Inbound | _TickRequest] = [] if first is None else [first]
             deadline = time.monotonic() + _BATCH_WINDOW_S
             while items and not isinstance(items[-1], _TickRequest) and len(items) < 500:
                 try:
                     items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
-            inbound = [i for i in items if isinstance(i, _Inbound)]
+            inbound = [i for i in items if isinstance(i, Inbound)]
             if inbound:
                 self._guarded(functools.partial(self._process, inbound))
             requests = [i for i in items if isinstance(i, _TickRequest)]
@@ -351,7 +314,7 @@ class AlertEngine:
                 self._stale = True
                 return
 
-    def _process(self, inbound: list[_Inbound]) -> None:
+    def _process(self, inbound: list[Inbound]) -> None:
         if any(self._from_unknown_device(m) for m in inbound):
             self._refresh_registry()
         decisions: list[Decision] = []
@@ -361,11 +324,10 @@ class AlertEngine:
         self.stats.messages += len(inbound)
         self._after_commit(outcomes)
         for message in inbound:
-            if message.qos > 0 and message.generation == self._generation:
-                self._client.ack(message.mid, message.qos)
+            self._mqtt.ack(message)
             self._queue.task_done()
 
-    def _evaluate(self, message: _Inbound) -> list[Decision]:
+    def _evaluate(self, message: Inbound) -> list[Decision]:
         try:
             parsed = self._topics.parse(message.topic)
             if parsed.kind is not TopicKind.READINGS:
@@ -393,7 +355,7 @@ class AlertEngine:
     def _asset_of(self, device: str) -> str | None:
         return self._device_assets.get(device)
 
-    def _from_unknown_device(self, message: _Inbound) -> bool:
+    def _from_unknown_device(self, message: Inbound) -> bool:
         try:
             parsed = self._topics.parse(message.topic)
         except PayloadError:
@@ -524,7 +486,7 @@ class AlertEngine:
             change=change.message if change else None,
             at=change.message.at if change else self._clock(),
         )
-        info = self._client.publish(
+        info = self._mqtt.client.publish(
             self._topics.alerts(asset.site_id, asset_id),
             message.model_dump_json().encode(),
             qos=1,

@@ -20,14 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import paho.mqtt.client as paho
 import psycopg
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
 from core.errors import DeadLetterReason, PayloadError, StoreError, TransportError
 from core.messages import PhotoAck, encode
-from core.mqtt import build_client, connect, reason_is_failure
+from core.mqtt import AckingSubscriber, Inbound
 from core.settings import IngestSettings
 from core.topics import TopicKind, Topics
 from ingest.photos import AssembledPhoto, PhotoAssembler, PhotoLimits
@@ -54,16 +51,6 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class _Inbound:
-    mid: int
-    qos: int
-    topic: str
-    payload: bytes
-    generation: int
-    received_at: datetime
-
-
 @dataclass(slots=True)
 class IngestStats:
     """Counters since start; written by the writer thread only."""
@@ -85,7 +72,7 @@ class IngestStats:
 
 @dataclass(slots=True)
 class _Batch:
-    messages: list[_Inbound] = field(default_factory=list)
+    messages: list[Inbound] = field(default_factory=list)
     rows: list[ReadingRow] = field(default_factory=list)
     seen: dict[str, DeviceSeen] = field(default_factory=dict)
     statuses: list[Accepted] = field(default_factory=list)
@@ -115,10 +102,8 @@ class IngestService:
             future_tolerance=timedelta(seconds=settings.future_tolerance_s),
             past_limit=timedelta(days=settings.past_limit_days),
         )
-        self._queue: queue.Queue[_Inbound] = queue.Queue()
+        self._queue: queue.Queue[Inbound] = queue.Queue()
         self._stopping = threading.Event()
-        self._subscribed = threading.Event()
-        self._generation = 0
         self._devices: dict[str, str] = {}
         self._devices_loaded_at = 0.0
         self._writer: threading.Thread | None = None
@@ -130,11 +115,15 @@ class IngestService:
             FilesystemBlobStore(settings.blob_dir),
             PhotoLimits(settings.max_photo_bytes, settings.max_photo_chunks),
         )
-        self._client = build_client(settings.mqtt, settings.client_id, manual_ack=True)
-        self._client.on_connect = self._on_connect
-        self._client.on_message = self._on_message
-        self._client.on_subscribe = self._on_subscribe
-        self._client.on_disconnect = self._on_disconnect
+        self._mqtt = AckingSubscriber(
+            settings.mqtt,
+            settings.client_id,
+            self._filters(),
+            self._queue.put,
+            name="ingest",
+            stopping=self._stopping,
+            clock=self._clock,
+        )
 
     # Lifecycle ------------------------------------------------------------------------
 
@@ -147,15 +136,13 @@ class IngestService:
             target=self._commit_loop, name="ingest-committer", daemon=True
         )
         self._committer.start()
-        connect(
-            self._client, self.settings.mqtt, receive_maximum=self.settings.max_inflight_messages
-        )
-        self._client.loop_start()
-        if not self._subscribed.wait(timeout_s):
-            self.stop()
-            raise TransportError(
-                f"no subscription confirmed by {self.settings.mqtt.url()} in {timeout_s}s"
+        try:
+            self._mqtt.start(
+                receive_maximum=self.settings.max_inflight_messages, timeout_s=timeout_s
             )
+        except TransportError:
+            self.stop()
+            raise
         _log.info("ingest subscribed to %s", self._filters())
 
     def stop(self, timeout_s: float = 30.0) -> None:
@@ -170,8 +157,7 @@ class IngestService:
                         thread.name,
                         timeout_s,
                     )
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._mqtt.stop()
         self._conn.close()
 
     def in_flight(self) -> int:
@@ -187,7 +173,7 @@ class IngestService:
             time.sleep(0.02)
         return False
 
-    # MQTT callbacks (paho's network thread) --------------------------------------------
+    # MQTT ------------------------------------------------------------------------------
 
     def _filters(self) -> list[str]:
         filters = [
@@ -200,37 +186,6 @@ class IngestService:
         if group is not None and self.settings.mqtt.protocol == "5":
             return [self._topics.shared(group, f) for f in filters]
         return filters
-
-    def _on_connect(
-        self, client: paho.Client, _u: object, _f: object, reason: object, _p: object
-    ) -> None:
-        if reason_is_failure(reason):
-            _log.error("broker refused ingest: %s", reason)
-            return
-        self._generation += 1
-        client.subscribe([(f, 1) for f in self._filters()])
-
-    def _on_subscribe(
-        self, _c: paho.Client, _u: object, _mid: int, reasons: list[ReasonCode], _p: Properties
-    ) -> None:
-        failed = [r for r in reasons if reason_is_failure(r)]
-        if failed:
-            _log.error("broker refused a subscription: %s", failed)
-            return
-        self._subscribed.set()
-
-    def _on_disconnect(
-        self, _c: paho.Client, _u: object, _f: object, reason: object, _p: object
-    ) -> None:
-        if not self._stopping.is_set():
-            _log.warning("ingest lost the broker (%s); paho reconnects", reason)
-
-    def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
-        self._queue.put(
-            _Inbound(
-                msg.mid, msg.qos, msg.topic, bytes(msg.payload), self._generation, self._clock()
-            )
-        )
 
     # Writer thread ---------------------------------------------------------------------
 
@@ -274,7 +229,7 @@ class IngestService:
             if stopping and inbound is None and not batch.messages:
                 return
 
-    def _take(self, batch: _Batch, inbound: _Inbound) -> None:
+    def _take(self, batch: _Batch, inbound: Inbound) -> None:
         batch.messages.append(inbound)
         self.stats.messages += 1
         try:
@@ -304,7 +259,7 @@ class IngestService:
                 accepted.device, inbound.received_at, max(seqs) if seqs else None
             )
 
-    def _take_photo(self, batch: _Batch, inbound: _Inbound) -> None:
+    def _take_photo(self, batch: _Batch, inbound: Inbound) -> None:
         parsed = self._topics.parse(inbound.topic)
         try:
             check_sender(parsed, parsed.device, self._devices)
@@ -327,7 +282,7 @@ class IngestService:
         if progress.assembled is not None:
             batch.photos.append((progress.assembled, inbound.received_at))
 
-    def _accept(self, inbound: _Inbound) -> Accepted:
+    def _accept(self, inbound: Inbound) -> Accepted:
         try:
             return accept(
                 self._topics,
@@ -420,15 +375,12 @@ class IngestService:
             )
         self._acknowledge(batch.messages)
         for topic, ack in batch.photo_acks:
-            self._client.publish(topic, encode(ack), qos=1)
+            self._mqtt.client.publish(topic, encode(ack), qos=1)
         return True
 
-    def _acknowledge(self, messages: list[_Inbound]) -> None:
+    def _acknowledge(self, messages: list[Inbound]) -> None:
         for inbound in messages:
-            # A message from an earlier connection is not ours to acknowledge any more:
-            # the broker resends it on the new one and that copy gets acknowledged.
-            if inbound.qos > 0 and inbound.generation == self._generation:
-                self._client.ack(inbound.mid, inbound.qos)
+            if self._mqtt.ack(inbound):
                 self.stats.acked += 1
             self._queue.task_done()
 
