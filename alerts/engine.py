@@ -434,6 +434,7 @@ class AlertEngine:
                     outcomes.append(outcome)
             if escalate_at is not None:
                 outcomes.extend(self.book.escalate_due(self._conn, escalate_at))
+                outcomes.extend(self._withdraw_rejected_findings(escalate_at))
             dirty = [b for b in self.evaluator.bindings.values() if b.dirty]
             q.save_rule_states(
                 self._conn,
@@ -444,6 +445,34 @@ class AlertEngine:
                 extra()
         for binding in dirty:
             binding.dirty = False
+        return outcomes
+
+    def _withdraw_rejected_findings(self, now: datetime) -> list[Outcome]:
+        """Resolve a finding alert once inspectors have rejected (or reclassified out of
+        the rule) every detection that raised it: the model saw damage, the engineers
+        say there is none. One detection still standing, or unreviewed, keeps it open.
+        Runs in the tick's transaction, so the resolve and its CAP Cancel commit
+        together."""
+        outcomes: list[Outcome] = []
+        for row in q.list_alerts(self._conn, limit=10_000):
+            try:
+                rule = self.rules.rule(row.rule_id)
+            except KeyError:
+                continue
+            if not isinstance(rule, FindingRule):
+                continue
+            support = [
+                d
+                for d in q.reviewed_detections(self._conn, row.asset_id, row.opened_at)
+                if rule.matches(d.model_damage_type, d.max_width_mm, d.confidence)
+            ]
+            standing = [d for d in support if not d.rejected and d.damage_type in rule.damage_types]
+            if not support or standing:
+                continue
+            reviewer = next((d.reviewer for d in reversed(support) if d.reviewer), "review")
+            ids = ", ".join(str(d.id) for d in support)
+            note = f"every finding behind it was rejected or reclassified on review ({ids})"
+            outcomes.append(self.book.resolve(self._conn, row.id, reviewer, now, note))
         return outcomes
 
     def _after_commit(self, outcomes: list[Outcome]) -> None:

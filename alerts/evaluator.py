@@ -287,11 +287,7 @@ class Evaluator:
             rule = binding.rule
             if binding.asset.id != asset_id or not isinstance(rule, FindingRule):
                 continue
-            if damage_type not in rule.damage_types or confidence < rule.min_confidence:
-                continue
-            if rule.min_width_mm is not None and (
-                width_mm is None or width_mm <= rule.min_width_mm
-            ):
+            if not rule.matches(damage_type, width_mm, confidence):
                 continue
             old = binding.ladder.level
             binding.ladder.last_at = at

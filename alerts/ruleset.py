@@ -259,6 +259,12 @@ class FindingRule(_Rule):
     min_confidence: float = Field(default=0.0, ge=0, le=1)
     level: Level = 3
 
+    def matches(self, damage_type: str, width_mm: float | None, confidence: float) -> bool:
+        """Whether a detection of this type, width and confidence raises this rule."""
+        if damage_type not in self.damage_types or confidence < self.min_confidence:
+            return False
+        return self.min_width_mm is None or (width_mm is not None and width_mm > self.min_width_mm)
+
 
 class Condition(_Model):
     rule: RuleId

@@ -462,6 +462,50 @@ def new_findings(conn: Conn, after_id: int, limit: int = 1000) -> list[FindingRo
         ).fetchall()
 
 
+@dataclass(frozen=True, slots=True)
+class ReviewedDetection:
+    """A detection on an asset's photos with what its reviews made of it so far: the
+    latest decision wins (``reject``, or a confirmation of some kind), and the class is
+    the latest one an inspector set (``reclassify``/``add``), else the model's."""
+
+    id: int
+    model_damage_type: str
+    damage_type: str
+    max_width_mm: float | None
+    confidence: float
+    created_at: datetime
+    rejected: bool
+    reviewer: str | None
+
+
+def reviewed_detections(conn: Conn, asset_id: str, since: datetime) -> list[ReviewedDetection]:
+    """Detections on the asset's photos created at or after ``since``, oldest first."""
+    with translate_errors("reading reviewed detections"):
+        cur = conn.cursor(row_factory=class_row(ReviewedDetection))
+        return cur.execute(
+            """SELECT d.id, d.damage_type AS model_damage_type,
+                      coalesce(kind.damage_type, d.damage_type) AS damage_type,
+                      d.max_width_mm::float8 AS max_width_mm,
+                      d.confidence::float8 AS confidence, d.created_at,
+                      coalesce(last.action = 'reject', false) AS rejected,
+                      last.reviewer
+               FROM detections d JOIN images i ON i.id = d.image_id
+               LEFT JOIN LATERAL (
+                   SELECT r.action, r.reviewer FROM reviews r
+                   WHERE r.detection_id = d.id
+                     AND r.action IN ('confirm', 'reject', 'reclassify', 'adjust', 'add')
+                   ORDER BY r.created_at DESC, r.id DESC LIMIT 1) last ON true
+               LEFT JOIN LATERAL (
+                   SELECT r.damage_type FROM reviews r
+                   WHERE r.detection_id = d.id AND r.action IN ('reclassify', 'add')
+                     AND r.damage_type IS NOT NULL
+                   ORDER BY r.created_at DESC, r.id DESC LIMIT 1) kind ON true
+               WHERE i.asset_id = %s AND d.created_at >= %s
+               ORDER BY d.id""",
+            (asset_id, since),
+        ).fetchall()
+
+
 def last_detection_id(conn: Conn) -> int:
     with translate_errors("reading the last detection"):
         row = conn.execute("SELECT coalesce(max(id), 0) FROM detections").fetchone()

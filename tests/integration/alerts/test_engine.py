@@ -62,6 +62,39 @@ def events_of(database_url: str, alert_id: int) -> list[str]:
         return [e.transition for e in q.alert_events(conn, alert_id)]
 
 
+def photo_with_cracks(database_url: str, asset: str, widths: list[float]) -> list[int]:
+    """A photo of the asset with one crack detection per width (mm); their ids."""
+    image = f"img-{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            """INSERT INTO images (id, asset_id, blob_key, sha256, size_bytes, content_type)
+               VALUES (%s, %s, %s, %s, 1, 'image/jpeg')""",
+            (image, asset, f"k-{image}", "0" * 64),
+        )
+        ids = []
+        for width in widths:
+            row = conn.execute(
+                """INSERT INTO detections (image_id, damage_type, confidence, x1, y1, x2, y2,
+                                          max_width_mm, model_version, model_name)
+                   VALUES (%s, 'crack', 0.9, 0, 0, 10, 10, %s, 'test', 'test') RETURNING id""",
+                (image, width),
+            ).fetchone()
+            assert row is not None
+            ids.append(int(row[0]))
+        conn.commit()
+    return ids
+
+
+def review(database_url: str, detection: int, action: str, damage_type: str | None = None) -> None:
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            """INSERT INTO reviews (image_id, detection_id, reviewer, action, damage_type)
+               SELECT image_id, id, 'sato', %s, %s FROM detections WHERE id = %s""",
+            (action, damage_type, detection),
+        )
+        conn.commit()
+
+
 def make_engine(mqtt: MqttSettings, database_url: str, clock: Clock, client_id: str) -> AlertEngine:
     settings = AlertsSettings(mqtt=mqtt, tick_s=3600)
     return AlertEngine(settings, database_url, parse_rules(RULES), client_id=client_id, clock=clock)
@@ -266,30 +299,7 @@ def test_operator_ack_is_published_and_findings_open_alerts(
     engine = make_engine(mqtt_settings, database_url, clock, f"alerts-{uuid.uuid4().hex[:8]}")
     engine.start()
     try:
-        with psycopg.connect(database_url) as conn:
-            conn.execute(
-                """INSERT INTO images (id, asset_id, blob_key, sha256, size_bytes, content_type)
-                   VALUES (%s, %s, %s, %s, 1, 'image/jpeg')""",
-                (f"img-{fleet.bridge}", fleet.bridge, f"k-{fleet.bridge}", "0" * 64),
-            )
-            # The inspection migration adds detections.model_name (NOT NULL) when present.
-            has_model_name = conn.execute(
-                """SELECT count(*) FROM information_schema.columns
-                   WHERE table_name = 'detections' AND column_name = 'model_name'"""
-            ).fetchone() == (1,)
-            for width in (0.2, 0.45):
-                conn.execute(
-                    """INSERT INTO detections (image_id, damage_type, confidence, x1, y1, x2, y2,
-                                              max_width_mm, model_version)
-                       VALUES (%s, 'crack', 0.9, 0, 0, 10, 10, %s, 'test')"""
-                    if not has_model_name
-                    else """INSERT INTO detections (image_id, damage_type, confidence, x1, y1,
-                                                    x2, y2, max_width_mm, model_version,
-                                                    model_name)
-                       VALUES (%s, 'crack', 0.9, 0, 0, 10, 10, %s, 'test', 'test')""",
-                    (f"img-{fleet.bridge}", width),
-                )
-            conn.commit()
+        photo_with_cracks(database_url, fleet.bridge, [0.2, 0.45])
         assert engine.tick_now()
         (alert,) = alerts_of(database_url, fleet.bridge)
         assert (alert.rule_id, alert.level, alert.state) == ("crack", 3, "open")
@@ -302,6 +312,44 @@ def test_operator_ack_is_published_and_findings_open_alerts(
         # The same detections are not read twice.
         assert engine.tick_now()
         assert events_of(database_url, alert.id) == ["opened", "acknowledged"]
+    finally:
+        engine.stop()
+
+
+def test_a_finding_alert_is_withdrawn_when_inspectors_reject_what_raised_it(
+    database_url: str, mqtt_settings: MqttSettings, fleet: Fleet
+) -> None:
+    clock = Clock()
+    engine = make_engine(mqtt_settings, database_url, clock, f"alerts-{uuid.uuid4().hex[:8]}")
+    engine.start()
+    try:
+        # Two cracks wider than 0.3 mm raise the alert; the 0.2 mm one never counted.
+        narrow, wide, wider = photo_with_cracks(database_url, fleet.bridge, [0.2, 0.45, 0.6])
+        assert engine.tick_now()
+        (alert,) = alerts_of(database_url, fleet.bridge)
+        assert (alert.level, alert.state) == (3, "open")
+        review(database_url, wide, "reject")
+        review(database_url, narrow, "confirm")
+        assert engine.tick_now()
+        assert alerts_of(database_url, fleet.bridge)[0].state == "open"  # one still stands
+        review(database_url, wider, "reclassify", "efflorescence")
+        assert engine.tick_now()
+        (done,) = alerts_of(database_url, fleet.bridge)
+        assert (done.state, done.resolved_by) == ("resolved", "sato")
+        with psycopg.connect(database_url) as conn:
+            events = q.alert_events(conn, alert.id)
+            caps = q.cap_messages(conn, alert.id)
+        assert [e.transition for e in events] == ["opened", "resolved"]
+        assert events[-1].note is not None
+        assert f"{wide}, {wider}" in events[-1].note
+        assert [c.msg_type for c in caps] == ["Alert", "Cancel"]
+        # A new crack on the bridge raises a new alert.
+        photo_with_cracks(database_url, fleet.bridge, [0.5])
+        assert engine.tick_now()
+        assert sorted(a.state for a in alerts_of(database_url, fleet.bridge)) == [
+            "open",
+            "resolved",
+        ]
     finally:
         engine.stop()
 
