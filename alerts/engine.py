@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -57,6 +58,14 @@ _BATCH_WINDOW_S = 0.005
 _REGISTRY_REFRESH_S = 5.0
 
 
+class LeaseLostError(Exception):
+    """Another instance holds the engine lease now."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(f"the engine lease is held by {holder or 'nobody'}")
+        self.holder = holder
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -88,7 +97,7 @@ class AlertEngine:
         database_url: str,
         rules: RuleFile,
         *,
-        client_id: str = "mamori-alerts-1",
+        client_id: str | None = None,
         clock: Callable[[], datetime] = _utcnow,
         http: httpx.Client | None = None,
         webhook_secrets: dict[str, bytes] | None = None,
@@ -97,6 +106,13 @@ class AlertEngine:
     ) -> None:
         self.settings = settings
         self._registry_refresh_s = registry_refresh_s
+        client_id = client_id or settings.client_id
+        # The lease is named after the MQTT session: engines consuming one session are
+        # one engine, of which one instance is active and the others stand by.
+        self._lease = client_id
+        self.instance = settings.instance or socket.gethostname()
+        self.lost_lease = False
+        self._renewed_at = 0.0
         self.rules = rules
         self.stats = EngineStats()
         self._url = database_url
@@ -135,8 +151,13 @@ class AlertEngine:
 
     # Lifecycle ------------------------------------------------------------------------
 
-    def start(self, timeout_s: float = 15.0) -> None:
+    def start(self, timeout_s: float = 15.0) -> bool:
+        """Stand by until this instance holds the engine lease, then load the saved state
+        and subscribe. False when stopped while standing by."""
         self._conn = db_connect(self._url, autocommit=True, application_name="mamori-alerts")
+        if not self._await_lease():
+            self._conn.close()
+            return False
         self._load_registry()
         restored = self._rebuild()
         self.stats.restored_bindings = restored
@@ -162,11 +183,21 @@ class AlertEngine:
             restored,
             self._filter(),
         )
+        return True
+
+    def request_stop(self) -> None:
+        """Ask a running or standing-by engine to stop (from a signal handler)."""
+        self._stopping.set()
 
     def stop(self, timeout_s: float = 30.0) -> None:
         self._stopping.set()
         if self._worker is not None:
             self._worker.join(timeout_s)
+            if not self.lost_lease:
+                try:  # a standby takes over now instead of after the lease's time
+                    q.release_lease(self._conn, self._lease, self.instance)
+                except StoreError as err:
+                    _log.warning("could not release the engine lease: %s", err)
         self._send_now.set()
         if self._sender is not None:
             self._sender.join(timeout_s)
@@ -188,6 +219,45 @@ class AlertEngine:
                 return True
             time.sleep(0.01)
         return False
+
+    # Leadership -----------------------------------------------------------------------
+
+    def _await_lease(self) -> bool:
+        ttl = self.settings.lease_ttl_s
+        announced = None
+        while not self._stopping.is_set():
+            try:
+                holder = q.take_lease(self._conn, self._lease, self.instance, ttl)
+            except StoreError as err:
+                _log.warning("standing by: %s", err)
+                holder = None
+                self._reconnect_db()
+            if holder == self.instance:
+                self._renewed_at = time.monotonic()
+                _log.info("alert engine %s holds the lease %s", self.instance, self._lease)
+                return True
+            if holder is not None and holder != announced:
+                _log.info(
+                    "alert engine %s standing by: %s holds the lease %s",
+                    self.instance,
+                    holder,
+                    self._lease,
+                )
+                announced = holder
+            self._stopping.wait(min(5.0, ttl / 3))
+        return False
+
+    def _hold_lease(self) -> None:
+        """Renew the lease inside the caller's transaction: everything it writes commits
+        only if this instance still holds it (a standby that took over fences us out)."""
+        holder = q.take_lease(self._conn, self._lease, self.instance, self.settings.lease_ttl_s)
+        if holder != self.instance:
+            raise LeaseLostError(holder)
+        self._renewed_at = time.monotonic()
+
+    def _renew(self) -> None:
+        with self._conn.transaction():
+            self._hold_lease()
 
     # Start-up -------------------------------------------------------------------------
 
@@ -283,6 +353,8 @@ class AlertEngine:
             if requests or time.monotonic() >= next_tick:
                 self._guarded(self._tick)
                 next_tick = time.monotonic() + self.settings.tick_s
+            elif time.monotonic() - self._renewed_at > self.settings.lease_ttl_s / 3:
+                self._guarded(self._renew)
             for request in requests:
                 request.done.set()
                 self._queue.task_done()
@@ -301,6 +373,16 @@ class AlertEngine:
                     self._rebuild()
                     self._stale = False
                 work()
+                return
+            except LeaseLostError as err:
+                _log.critical(
+                    "alert engine %s lost the lease %s to %s: stepping down, nothing written",
+                    self.instance,
+                    self._lease,
+                    err.holder or "nobody",
+                )
+                self.lost_lease = True
+                self._stopping.set()
                 return
             except (StoreError, psycopg.Error) as err:
                 self._stale = True
@@ -428,6 +510,7 @@ class AlertEngine:
     ) -> list[Outcome]:
         outcomes: list[Outcome] = []
         with self._conn.transaction():
+            self._hold_lease()
             for decision in decisions:
                 outcome = self.book.apply(self._conn, decision)
                 if outcome is not None:
@@ -559,4 +642,4 @@ class AlertEngine:
             _log.warning("database still unreachable: %s", err)
 
 
-__all__ = ["AlertEngine", "EngineStats"]
+__all__ = ["AlertEngine", "EngineStats", "LeaseLostError"]

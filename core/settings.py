@@ -203,6 +203,22 @@ class AlertsSettings(DatabaseServiceSettings):
     )
     rules_file: Path | None = None
     tick_s: float = Field(default=10.0, gt=0, le=3600)
+    client_id: str = Field(
+        default="mamori-alerts-1",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="the MQTT session the engine consumes; a standby uses the same one",
+    )
+    instance: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="this engine among active and standby ones; default the host name",
+    )
+    lease_ttl_s: float = Field(
+        default=30.0,
+        ge=5,
+        le=600,
+        description="a standby takes over this long after the active engine stopped renewing",
+    )
 
 
 class ApiSettings(DatabaseServiceSettings):

@@ -242,6 +242,38 @@ def save_rule_states(conn: Conn, states: Sequence[tuple[str, str, str]], at: dat
         )
 
 
+def take_lease(conn: Conn, name: str, holder: str, ttl_s: float) -> str:
+    """Take or renew the engine lease ``name`` for ``holder`` when it is free, expired or
+    already ``holder``'s; returns who holds it afterwards (the database's clock rules)."""
+    with translate_errors("taking the alert engine lease"):
+        row = conn.execute(
+            """INSERT INTO alert_engine_lease AS l (name, holder, acquired_at, expires_at)
+               VALUES (%(name)s, %(holder)s, now(), now() + make_interval(secs => %(ttl)s))
+               ON CONFLICT (name) DO UPDATE
+                   SET holder = excluded.holder,
+                       acquired_at = CASE WHEN l.holder = excluded.holder THEN l.acquired_at
+                                          ELSE excluded.acquired_at END,
+                       expires_at = excluded.expires_at
+                   WHERE l.holder = excluded.holder OR l.expires_at < now()
+               RETURNING holder""",
+            {"name": name, "holder": holder, "ttl": ttl_s},
+        ).fetchone()
+        if row is not None:
+            return str(row[0])
+        current = conn.execute(
+            "SELECT holder FROM alert_engine_lease WHERE name = %s", (name,)
+        ).fetchone()
+    return "" if current is None else str(current[0])
+
+
+def release_lease(conn: Conn, name: str, holder: str) -> None:
+    """Give the lease up (a clean stop), so that a standby need not wait for it to expire."""
+    with translate_errors("releasing the alert engine lease"):
+        conn.execute(
+            "DELETE FROM alert_engine_lease WHERE name = %s AND holder = %s", (name, holder)
+        )
+
+
 def get_cursor(conn: Conn, name: str) -> int | None:
     with translate_errors("reading a cursor"):
         row = conn.execute("SELECT position FROM alert_cursors WHERE name = %s", (name,)).fetchone()

@@ -15,6 +15,7 @@ A missing service is an error, never a skip: with ``MAMORI_FAIL_ON_SKIP=1`` (set
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -98,3 +99,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if skipped:
         print(f"\nMAMORI_FAIL_ON_SKIP: {len(skipped)} test(s) skipped; a skip is a failure here")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A CLI test configures the root logger onto its runner's stream, which closes with
+    the test; later log lines (other tests' threads) must not go to the closed stream."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

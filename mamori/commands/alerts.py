@@ -82,18 +82,29 @@ def run(config: ConfigOption = None, rules: RulesOption = None) -> None:
     settings = _settings(config)
     rule_file = load_rules(_rules_path(settings, rules))
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with database_url(settings.database) as url:
         migrate_url(url)
         engine = AlertEngine(settings, url, rule_file)
-        engine.start()
+
+        def on_term(*_: object) -> None:
+            stop.set()
+            engine.request_stop()
+
+        signal.signal(signal.SIGTERM, on_term)
         try:
-            stop.wait()
+            # Blocks while another instance holds the engine lease (a standby).
+            if engine.start():
+                while not stop.wait(1.0) and not engine.lost_lease:
+                    pass
         except KeyboardInterrupt:
             pass
         finally:
             engine.stop()
     _console.print(f"alert engine stopped: {engine.stats}")
+    if engine.lost_lease:
+        # Another instance took over: exit non-zero so a supervisor restarts this one,
+        # which then stands by.
+        raise typer.Exit(code=3)
 
 
 def list_alerts(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -290,6 +291,68 @@ def test_an_asset_registered_while_running_gets_its_rules(
     finally:
         publisher.stop()
         engine.stop()
+
+
+def test_a_standby_takes_over_and_a_fenced_out_engine_writes_nothing(
+    database_url: str, mqtt_settings: MqttSettings, fleet: Fleet, device: DevicePublisher
+) -> None:
+    """Two instances of one engine (one MQTT session, one lease): the standby waits
+    unsubscribed, takes over when the active one stops, and an instance whose lease was
+    taken from it steps down without writing."""
+    clock = Clock()
+    client_id = f"alerts-{uuid.uuid4().hex[:8]}"
+
+    def instance(name: str) -> AlertEngine:
+        settings = AlertsSettings(mqtt=mqtt_settings, tick_s=3600, instance=name, lease_ttl_s=5)
+        return AlertEngine(
+            settings, database_url, parse_rules(RULES), client_id=client_id, clock=clock
+        )
+
+    def send(minutes: float, level: float) -> None:
+        at = clock.now + timedelta(minutes=minutes)
+        device.publish_batch([Reading(metric="water_level_m", ts=at, value=level)])
+
+    def holder() -> str | None:
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute(
+                "SELECT holder FROM alert_engine_lease WHERE name = %s", (client_id,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    active, standby = instance("a"), instance("b")
+    assert active.start()
+    took_over: list[bool] = []
+    waiting = threading.Thread(target=lambda: took_over.append(standby.start()))
+    waiting.start()
+    try:
+        send(1, 2.5)
+        assert eventually(lambda: [a.level for a in alerts_of(database_url, fleet.station)] == [2])
+        assert (holder(), took_over) == ("a", [])
+        active.stop()  # a clean stop gives the lease up at once
+        waiting.join(15)
+        assert took_over == [True]
+        assert holder() == "b"
+        send(2, 3.0)  # the standby resumes the same session and the same rule state
+        assert eventually(lambda: alerts_of(database_url, fleet.station)[0].level == 3)
+        (alert,) = alerts_of(database_url, fleet.station)
+        # b froze past its lease and another instance took over: b's next commit finds
+        # the lease gone, writes nothing and steps down.
+        with psycopg.connect(database_url) as conn:
+            conn.execute(
+                "UPDATE alert_engine_lease SET holder = 'c', expires_at = now() + interval"
+                " '1 hour' WHERE name = %s",
+                (client_id,),
+            )
+            conn.commit()
+        send(3, 3.6)
+        assert eventually(lambda: standby.lost_lease)
+        assert events_of(database_url, alert.id) == ["opened", "raised"]
+        assert alerts_of(database_url, fleet.station)[0].level == 3
+    finally:
+        active.stop()
+        standby.request_stop()
+        waiting.join(15)
+        standby.stop()
 
 
 def test_operator_ack_is_published_and_findings_open_alerts(
