@@ -146,6 +146,12 @@ class IngestSettings(DatabaseServiceSettings):
     metrics_port: int | None = Field(
         default=None, ge=1, le=65535, description="serve Prometheus metrics on this port"
     )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        pattern=r"^[0-9A-Za-z.:-]{1,253}$",
+        description="address for the metrics port; 0.0.0.0 for a scraper in another "
+        "container (the metrics are unauthenticated: keep the port off public networks)",
+    )
 
 
 class SimulatedSensor(_Group):

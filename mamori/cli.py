@@ -228,7 +228,7 @@ def ingest_run(config: ConfigOption = None) -> None:
         if settings.metrics_port is not None:
             from ingest.metrics import serve_metrics
 
-            serve_metrics(service, settings.metrics_port)
+            serve_metrics(service, settings.metrics_port, settings.metrics_host)
         try:
             stop.wait()
         except KeyboardInterrupt:
