@@ -31,7 +31,7 @@ from edge_agent.drivers import (
 from edge_agent.outbox import Outbox, OutboxStats
 from edge_agent.publisher import DevicePublisher
 from edge_agent.scenario import RainEvent, RiverResponse
-from edge_agent.stream import read_stream
+from edge_agent.stream import read_stream_marked
 
 _log = logging.getLogger(__name__)
 
@@ -74,6 +74,7 @@ class EdgeAgent:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._pending: list[Reading] = []
+        self._marks: dict[str, tuple[str, int]] = {}
         self._pending_since = 0.0
         self._threads: list[threading.Thread] = []
         #: What was still unsent when the agent stopped (None while running).
@@ -107,11 +108,17 @@ class EdgeAgent:
 
     # Sensors ---------------------------------------------------------------------------
 
-    def add_readings(self, readings: list[Reading]) -> None:
+    def add_readings(
+        self, readings: list[Reading], mark: tuple[str, tuple[str, int]] | None = None
+    ) -> None:
+        """Queue readings for the next batch; ``mark`` (source, (file identity, offset))
+        says how far a stream source has been read, saved with the batch that holds them."""
         with self._lock:
-            if not self._pending:
+            if readings and not self._pending:
                 self._pending_since = time.monotonic()
             self._pending.extend(readings)
+            if mark is not None:
+                self._marks[mark[0]] = mark[1]
             full = len(self._pending) >= self.settings.batch_max_readings
         self.stats.readings += len(readings)
         if full:
@@ -129,15 +136,19 @@ class EdgeAgent:
         def bad(_number: int, _line: str, _why: str) -> None:
             self.stats.bad_lines += 1
 
+        source = str(sensor.path)
         try:
-            for reading in read_stream(
+            for reading, mark in read_stream_marked(
                 sensor.path,
                 sensor.format,
                 follow=sensor.follow,
                 stopped=self._stop.is_set,
                 on_bad_line=bad,
+                resume=self.outbox.stream_mark(source),
             ):
-                self.add_readings([reading])
+                self.add_readings(
+                    [] if reading is None else [reading], (source, mark) if mark else None
+                )
         except OSError as exc:
             self.stats.errors.append(f"{sensor.path}: {exc}")
             _log.error("cannot read %s: %s", sensor.path, exc)
@@ -147,9 +158,19 @@ class EdgeAgent:
     def _close_batch(self) -> None:
         with self._lock:
             readings, self._pending = self._pending, []
-        for start in range(0, len(readings), self.settings.batch_max_readings):
-            chunk = readings[start : start + self.settings.batch_max_readings]
-            if self.outbox.put_readings(self.publisher.readings_topic, self.settings.device, chunk):
+            marks, self._marks = self._marks, {}
+        size = self.settings.batch_max_readings
+        if not readings and marks:
+            self.outbox.save_marks(marks)  # only lines without readings since the last batch
+        for start in range(0, len(readings), size):
+            chunk = readings[start : start + size]
+            last = start + size >= len(readings)
+            if self.outbox.put_readings(
+                self.publisher.readings_topic,
+                self.settings.device,
+                chunk,
+                marks=marks if last else None,
+            ):
                 self.stats.batches += 1
 
     def _run_batcher(self) -> None:

@@ -62,6 +62,12 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_order ON outbox (lane, id);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+-- How far each stream source (a logger's file) has been read into the outbox.
+CREATE TABLE IF NOT EXISTS stream_marks (
+    source   TEXT PRIMARY KEY,
+    identity TEXT NOT NULL,
+    offset   INTEGER NOT NULL
+);
 INSERT OR IGNORE INTO counters VALUES ('next_seq', 0), ('dropped_status', 0),
     ('dropped_telemetry', 0), ('dropped_photos', 0);
 """
@@ -106,11 +112,21 @@ class Outbox:
                 raise
             return stored
 
-    def put_readings(self, topic: str, device: str, readings: list[Reading]) -> ReadingBatch | None:
-        """Number and store a batch in one transaction: a sequence number is never reused."""
+    def put_readings(
+        self,
+        topic: str,
+        device: str,
+        readings: list[Reading],
+        *,
+        marks: dict[str, tuple[str, int]] | None = None,
+    ) -> ReadingBatch | None:
+        """Number and store a batch in one transaction: a sequence number is never reused.
+        ``marks`` (source → file identity and offset) commit with it: a restarted reader
+        resumes after the last line whose readings are safely here."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                self._save_marks(marks or {})
                 seq = self._counter("next_seq")
                 batch = ReadingBatch(
                     device=device, seq=seq, sent_at=datetime.now(UTC), readings=readings
@@ -125,6 +141,29 @@ class Outbox:
                 self._db.execute("ROLLBACK")
                 raise
             return batch if stored else None
+
+    def save_marks(self, marks: dict[str, tuple[str, int]]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._save_marks(marks)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _save_marks(self, marks: dict[str, tuple[str, int]]) -> None:
+        for source, (identity, offset) in marks.items():
+            self._db.execute(
+                "INSERT OR REPLACE INTO stream_marks VALUES (?, ?, ?)", (source, identity, offset)
+            )
+
+    def stream_mark(self, source: str) -> tuple[str, int] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT identity, offset FROM stream_marks WHERE source = ?", (source,)
+            ).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]))
 
     def _insert(self, lane: Lane, topic: str, payload: bytes, retain: bool) -> None:
         self._db.execute(

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from core.registry import DeviceSpec, SiteSpec
 from core.settings import DatabaseSettings, EdgeSettings, IngestSettings, MqttSettings, StreamSensor
 from edge_agent.agent import EdgeAgent
+from edge_agent.stream import file_identity, read_stream_marked
 from ingest.service import IngestService
 from mamori.broker import MosquittoBroker, free_port
 from store.registry import upsert_device, upsert_site
@@ -100,8 +101,43 @@ def test_readings_survive_a_broker_restart(database_url: str, tmp_path: Path) ->
         assert seqs is not None
         low, high, distinct = seqs
         assert (low, distinct) == (0, int(str(high)) + 1)  # no gap in the device's sequence
+
+        # The gateway restarts: it resumes after the last line it had stored, instead of
+        # sending the whole logger file again over its cellular link.
+        agent.stop()
+        _append(feed, start, 700, 50)
+        agent = EdgeAgent(agent.settings)
+        agent.start()
+        _wait(lambda: _count(database_url, device) == 750, 60)
+        assert _count(database_url, device) == 750
+        assert (agent.stats.readings, agent.stats.bad_lines) == (50, 1)
     finally:
         agent.stop()
         ingest.stop()
         broker.stop()
     assert agent.outbox.path.exists()
+
+
+def test_a_stream_restarts_from_the_top_of_a_rotated_file(tmp_path: Path) -> None:
+    log = tmp_path / "logger.csv"
+    start = datetime.now(UTC).replace(microsecond=0)
+    _append(log, start, 0, 3)
+
+    def read(resume: tuple[str, int] | None) -> list[tuple[float, tuple[str, int] | None]]:
+        return [
+            (r.value, mark)
+            for r, mark in read_stream_marked(
+                log, "csv", follow=False, stopped=lambda: False, resume=resume
+            )
+            if r is not None
+        ]
+
+    first = read(None)
+    assert [v for v, _ in first] == [1.0, 1.001, 1.002]
+    mark = first[1][1]
+    assert mark is not None
+    assert mark[0] == file_identity(log)
+    assert [v for v, _ in read(mark)] == [1.002]  # after the second line
+    log.rename(tmp_path / "logger.csv.1")  # rotated: a new file under the same name
+    _append(log, start, 10, 2)
+    assert [v for v, _ in read(mark)] == [1.01, 1.011]
