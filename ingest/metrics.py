@@ -58,9 +58,7 @@ class IngestCollector(Collector):
         )
 
 
-def serve_metrics(
-    service: IngestService, port: int, host: str = "127.0.0.1"
-) -> CollectorRegistry:
+def serve_metrics(service: IngestService, port: int, host: str = "127.0.0.1") -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(IngestCollector(service))
     start_http_server(port, addr=host, registry=registry)
