@@ -1000,6 +1000,24 @@ SELECT l.level,
 FROM (VALUES ('1m'), ('1h')) AS l (level)
 """
 
+_ALERT_ENGINE = """
+SELECT l.name AS engine, l.holder AS instance, l.acquired_at AS active_since,
+       extract(epoch FROM l.expires_at - now()) AS lease_left_s,
+       CASE WHEN l.expires_at > now() THEN 'active' ELSE 'down' END AS state
+FROM alert_engine_lease AS l
+ORDER BY l.name
+"""
+
+_ENGINE_MAPPINGS = (
+    {
+        "type": "value",
+        "options": {
+            "active": {"text": "稼働 / active", "color": "green", "index": 0},
+            "down": {"text": "停止 / down", "color": "red", "index": 1},
+        },
+    },
+)
+
 
 def health() -> Dashboard:
     per_minute = Panel(
@@ -1071,6 +1089,35 @@ ORDER BY 1""",
         "maintain` refreshes them); empty on TimescaleDB, whose aggregates are real-time.",
         options=_TABLE_OPTIONS,
         overrides=(Override("^lag_s$", {"unit": "s"}),),
+    )
+    engine = Panel(
+        "警報エンジン / Alert engine",
+        "table",
+        (
+            SqlTarget(
+                "A",
+                _ALERT_ENGINE,
+                "table",
+                ("engine", "instance", "active_since", "lease_left_s", "state"),
+            ),
+        ),
+        width=12,
+        height=6,
+        description="Which instance evaluates the rules, and for how much longer its lease "
+        "holds. 'down': no instance renewed it (stopped, crashed, or cut off from the "
+        "database); a standby takes over within the lease time. No alert can be raised "
+        "while every engine is down.",
+        options=_TABLE_OPTIONS,
+        overrides=(
+            Override("^lease_left_s$", {"unit": "s", "decimals": 0}),
+            Override(
+                "^state$",
+                {
+                    "mappings": list(_ENGINE_MAPPINGS),
+                    "custom.cellOptions": {"type": "color-background"},
+                },
+            ),
+        ),
     )
     queue = Panel(
         "点検キュー / Inspection queue",
@@ -1146,9 +1193,10 @@ ORDER BY 1""",
         uid="mamori-health",
         title="システム稼働状況 / System health",
         description="Is Mamori itself healthy: ingest throughput and dead letters, rollup "
-        "lag, and the inspection queue.",
+        "lag, the alert engine, and the inspection queue.",
         rows=(
             Row("取込 / Ingest (database)", (per_minute, dead, dead_table, rollups)),
+            Row("警報 / Alerting", (engine,)),
             Row("点検 / Inspection queue", (queue, queue_in)),
             Row("取込 / Ingest (Prometheus)", prometheus),
         ),

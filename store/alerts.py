@@ -267,10 +267,13 @@ def take_lease(conn: Conn, name: str, holder: str, ttl_s: float) -> str:
 
 
 def release_lease(conn: Conn, name: str, holder: str) -> None:
-    """Give the lease up (a clean stop), so that a standby need not wait for it to expire."""
+    """Give the lease up (a clean stop): it expires now, so a standby need not wait, and
+    the row still says who held it last (the health dashboard shows the engine down)."""
     with translate_errors("releasing the alert engine lease"):
         conn.execute(
-            "DELETE FROM alert_engine_lease WHERE name = %s AND holder = %s", (name, holder)
+            """UPDATE alert_engine_lease SET expires_at = now() - interval '1 millisecond'
+               WHERE name = %s AND holder = %s""",
+            (name, holder),
         )
 
 

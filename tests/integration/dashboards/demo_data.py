@@ -148,6 +148,17 @@ def seed(conn: Conn) -> Demo:
             ),
         )
 
+    # The active engine and a second engine group whose last instance stopped.
+    for name, holder, expires in (
+        (f"mamori-alerts-{tag}", "alerts-a", now + timedelta(seconds=20)),
+        (f"mamori-alerts-old-{tag}", "alerts-b", now - timedelta(minutes=3)),
+    ):
+        conn.execute(
+            """INSERT INTO alert_engine_lease (name, holder, acquired_at, expires_at)
+               VALUES (%s, %s, %s, %s)""",
+            (name, holder, now - timedelta(hours=1), expires),
+        )
+
     bridge = next(a.id for a in fleet.assets if a.kind is AssetKind.BRIDGE)
     statuses = ("pending", "pending", "processing", "flagged", "clear", "failed", "done")
     for n, status in enumerate(statuses):
