@@ -45,6 +45,8 @@ class Finding:
     adjusted: bool
     reviewed_by: str | None
     reviewed_at: datetime | None
+    #: The measurement is a worker's, of the box an inspector set (not the model's box).
+    remeasured: bool = False
 
     @property
     def severity(self) -> float:
@@ -71,7 +73,8 @@ def fold(detections: Sequence[DetectionRow], reviews: Sequence[ReviewRow]) -> li
         status: Status = "pending"
         damage_type = det.damage_type
         box = (det.x1, det.y1, det.x2, det.y2)
-        added = adjusted = False
+        added = adjusted = remeasured = False
+        sizes = (det.length_px, det.max_width_px, det.length_mm, det.max_width_mm)
         reviewer: str | None = None
         reviewed_at: datetime | None = None
         for review in by_detection.get(det.id, []):
@@ -87,6 +90,15 @@ def fold(detections: Sequence[DetectionRow], reviews: Sequence[ReviewRow]) -> li
             if review.action == "adjust" and _has_box(review):
                 box = (review.x1 or 0.0, review.y1 or 0.0, review.x2 or 0.0, review.y2 or 0.0)
                 adjusted = True
+            if review.action in {"adjust", "add"} and review.measured_max_width_px is not None:
+                # A worker measured the crack in the box this review set.
+                sizes = (
+                    review.measured_length_px,
+                    review.measured_max_width_px,
+                    review.measured_length_mm,
+                    review.measured_max_width_mm,
+                )
+                remeasured = True
         findings.append(
             Finding(
                 detection_id=det.id,
@@ -97,12 +109,12 @@ def fold(detections: Sequence[DetectionRow], reviews: Sequence[ReviewRow]) -> li
                 y1=box[1],
                 x2=box[2],
                 y2=box[3],
-                length_px=det.length_px,
-                max_width_px=det.max_width_px,
-                # A moved box no longer matches the measurement made on the old one,
-                # but the crack inside it is the same; keep the measurement.
-                length_mm=det.length_mm,
-                max_width_mm=det.max_width_mm,
+                # Until a worker measured the box an inspector set, the model's
+                # measurement stands (usually the same crack, boxed better).
+                length_px=sizes[0],
+                max_width_px=sizes[1],
+                length_mm=sizes[2],
+                max_width_mm=sizes[3],
                 flagged_reason=det.flagged_reason,
                 model_name=det.model_name,
                 model_version=det.model_version,
@@ -111,6 +123,7 @@ def fold(detections: Sequence[DetectionRow], reviews: Sequence[ReviewRow]) -> li
                 adjusted=adjusted,
                 reviewed_by=reviewer,
                 reviewed_at=reviewed_at,
+                remeasured=remeasured,
             )
         )
     order = {"pending": 0, "confirmed": 1, "rejected": 2}

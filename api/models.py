@@ -278,6 +278,10 @@ class FindingOut(_Out):
     status: Literal["pending", "confirmed", "rejected"]
     added_by_inspector: bool
     adjusted: bool
+    remeasured: bool = Field(
+        default=False,
+        description="length and width were measured again in the box an inspector set",
+    )
     reviewed_by: str | None
     severity: float
 

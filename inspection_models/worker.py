@@ -23,8 +23,8 @@ from core.damage import DamageType
 from core.errors import DeadLetterReason, PayloadError, StoreError, TransportError
 from core.inspection import ImageVerdict, InspectionEvent, WorkerConfig, inspection_topic
 from core.settings import MqttSettings
-from inspection_models.detection import Image
-from inspection_models.measure import gsd_from_meta
+from inspection_models.detection import Detection, Image
+from inspection_models.measure import gsd_from_meta, measure
 from inspection_models.pipeline import InspectionResult, Inspector
 from store import inspection as queue
 from store.db import connect
@@ -123,7 +123,36 @@ class InspectionWorker:
         )
         for item in claimed:
             self._handle(conn, item)
-        return len(claimed)
+        return len(claimed) + self.measure_boxes()
+
+    def measure_boxes(self, limit: int = 8) -> int:
+        """Measure crack boxes inspectors adjusted or drew since (the number measured).
+        The boxes stay locked until their measurements commit, so workers never share one."""
+        conn = self._connection()
+        with conn.transaction():
+            boxes = queue.boxes_to_measure(conn, limit)
+            for box in boxes:
+                queue.record_box_measurement(conn, box.review_id, self._worker_id, self._box(box))
+        return len(boxes)
+
+    def _box(self, box: queue.BoxToMeasure) -> queue.BoxMeasurement:
+        try:
+            image = self._load(self._blob_dir, box.blob_key)
+            mm_per_px = gsd_from_meta(box.meta, self._inspector.measurement.gsd)
+            det = Detection(DamageType.CRACK, 1.0, box.x1, box.y1, box.x2, box.y2)
+            m = measure(image, det, self._inspector.measurement, mm_per_px)
+        except Exception as exc:  # a missing photo, a box off the picture: say so, move on
+            if isinstance(exc, StoreError):
+                raise
+            _log.warning("review %s: the box could not be measured: %s", box.review_id, exc)
+            return queue.BoxMeasurement(error=f"{type(exc).__name__}: {exc}")
+        _log.info(
+            "review %s: the adjusted crack box measures %s mm (%s px) wide",
+            box.review_id,
+            m.max_width_mm,
+            m.max_width_px,
+        )
+        return queue.BoxMeasurement(m.length_px, m.max_width_px, m.length_mm, m.max_width_mm)
 
     def run(self, stop: threading.Event, *, until_empty: bool = False) -> None:
         """Loop until ``stop`` is set (or, with ``until_empty``, the queue is empty)."""

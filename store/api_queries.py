@@ -546,6 +546,11 @@ class ReviewRow:
     grade: str | None
     note: str | None
     created_at: datetime
+    # A worker's measurement of the crack in this review's box (adjust/add), once made.
+    measured_length_px: float | None = None
+    measured_max_width_px: float | None = None
+    measured_length_mm: float | None = None
+    measured_max_width_mm: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -597,7 +602,10 @@ def reviews_for(conn: Conn, image_ids: Sequence[str]) -> list[ReviewRow]:
     with guard("reading reviews"):
         cur = conn.cursor(row_factory=class_row(ReviewRow))
         return cur.execute(
-            f"SELECT {_REVIEW_COLUMNS} FROM reviews "  # noqa: S608  constant column list
+            f"SELECT {_REVIEW_COLUMNS}, m.length_px AS measured_length_px, "  # noqa: S608
+            "m.max_width_px AS measured_max_width_px, m.length_mm AS measured_length_mm, "
+            "m.max_width_mm AS measured_max_width_mm "
+            "FROM reviews LEFT JOIN review_measurements m ON m.review_id = reviews.id "
             "WHERE image_id = ANY(%s) ORDER BY created_at, id",
             (list(image_ids),),
         ).fetchall()

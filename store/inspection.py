@@ -298,3 +298,84 @@ def _stored(row: tuple[object, ...]) -> StoredDetection:
         model_name=str(row[13]),
         model_version=str(row[14]),
     )
+
+
+# Boxes inspectors moved or drew ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BoxToMeasure:
+    review_id: int
+    image_id: str
+    blob_key: str
+    meta: Mapping[str, object]
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+@dataclass(frozen=True, slots=True)
+class BoxMeasurement:
+    length_px: float | None = None
+    max_width_px: float | None = None
+    length_mm: float | None = None
+    max_width_mm: float | None = None
+    error: str | None = None
+
+
+def boxes_to_measure(conn: Conn, limit: int) -> list[BoxToMeasure]:
+    """Crack boxes from ``adjust`` and ``add`` reviews that no worker has measured yet,
+    locked (SKIP LOCKED) in the caller's transaction so two workers never take one."""
+    with translate_errors("finding boxes to measure"):
+        rows = conn.execute(
+            """SELECT r.id, r.image_id, i.blob_key, i.meta, r.x1, r.y1, r.x2, r.y2
+               FROM reviews r
+               JOIN images i ON i.id = r.image_id
+               LEFT JOIN detections d ON d.id = r.detection_id
+               WHERE r.action IN ('adjust', 'add')
+                 AND r.x1 IS NOT NULL AND r.y1 IS NOT NULL
+                 AND r.x2 IS NOT NULL AND r.y2 IS NOT NULL
+                 AND coalesce(r.damage_type, d.damage_type) = 'crack'
+                 AND NOT EXISTS (SELECT 1 FROM review_measurements m WHERE m.review_id = r.id)
+               ORDER BY r.id
+               LIMIT %s
+               FOR UPDATE OF r SKIP LOCKED""",
+            (limit,),
+        ).fetchall()
+    boxes = []
+    for review_id, image_id, blob_key, meta, x1, y1, x2, y2 in rows:
+        boxes.append(
+            BoxToMeasure(
+                int(str(review_id)),
+                str(image_id),
+                str(blob_key),
+                meta if isinstance(meta, Mapping) else {},
+                float(str(x1)),
+                float(str(y1)),
+                float(str(x2)),
+                float(str(y2)),
+            )
+        )
+    return boxes
+
+
+def record_box_measurement(
+    conn: Conn, review_id: int, worker_id: str, measurement: BoxMeasurement
+) -> None:
+    with translate_errors("recording a box measurement"):
+        conn.execute(
+            """INSERT INTO review_measurements
+                   (review_id, length_px, max_width_px, length_mm, max_width_mm, measured_by,
+                    error)
+               VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (review_id) DO NOTHING""",
+            (
+                review_id,
+                measurement.length_px,
+                measurement.max_width_px,
+                measurement.length_mm,
+                measurement.max_width_mm,
+                worker_id,
+                measurement.error,
+            ),
+        )

@@ -17,6 +17,7 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "password": "パスワード",
         "login": "ログイン",
         "logout": "ログアウト",
+        "remeasured": "枠内を再計測",
         "login_failed": "ユーザー名またはパスワードが違います。",
         "login_limited": (
             "失敗が続いたため一時的にログインできません。しばらくしてから再試行してください。"
@@ -94,6 +95,7 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "password": "Password",
         "login": "Log in",
         "logout": "Log out",
+        "remeasured": "measured in the new box",
         "login_failed": "Wrong username or password.",
         "login_limited": "Too many failed attempts. Please wait and try again later.",
         "login_expired": "The form expired. Please try again.",

@@ -313,3 +313,75 @@ def test_demo_samples_run_through_the_worker(conn: Conn, inspect_url: str, blob_
     assert all(s.status in ("flagged", "clear") for s in states.values() if s is not None)
     flagged = [i for i, s in states.items() if s is not None and s.status == "flagged"]
     assert len(flagged) >= 3  # the three real crack photos
+
+
+def test_a_crack_box_an_inspector_moved_is_measured_again(
+    conn: Conn, inspect_url: str, blob_dir: Path
+) -> None:
+    """The model boxed a hairline crack; the inspector moves the box onto the wide crack
+    beside it. A worker measures the crack inside the new box, in mm with the photo's
+    ground sample distance, once."""
+    img = synthetic.concrete(np.random.default_rng(3), 240, 320)
+    hairline = synthetic.draw_crack(img, [(40, 20), (60, 220)], width_px=2)
+    wide = synthetic.draw_crack(img, [(220, 20), (250, 220)], width_px=8)
+    source = blob_dir / "two-cracks.png"
+    cv2.imwrite(str(source), img)
+    _queue(conn, blob_dir, source, "moved-1", gsd_mm_per_px=0.25)
+    row = conn.execute(
+        """INSERT INTO detections (image_id, damage_type, confidence, x1, y1, x2, y2,
+                                   max_width_mm, model_name, model_version)
+           VALUES ('moved-1', 'crack', 0.7, %s, %s, %s, %s, 0.5, 'test', '1') RETURNING id""",
+        (hairline.x1, hairline.y1, hairline.x2, hairline.y2),
+    ).fetchone()
+    assert row is not None
+    review = conn.execute(
+        """INSERT INTO reviews (image_id, detection_id, reviewer, action, x1, y1, x2, y2)
+           VALUES ('moved-1', %s, 'sato', 'adjust', %s, %s, %s, %s) RETURNING id""",
+        (row[0], wide.x1, wide.y1, wide.x2, wide.y2),
+    ).fetchone()
+    assert review is not None
+    conn.execute(
+        """INSERT INTO reviews (image_id, detection_id, reviewer, action)
+           VALUES ('moved-1', %s, 'sato', 'confirm')""",
+        (row[0],),
+    )
+    conn.commit()
+    worker = _worker(inspect_url, blob_dir)
+    try:
+        assert worker.measure_boxes() == 1
+        assert worker.measure_boxes() == 0  # measured once
+    finally:
+        worker.close()
+    measured = conn.execute(
+        """SELECT max_width_px, max_width_mm, length_mm, measured_by, error
+           FROM review_measurements WHERE review_id = %s""",
+        (review[0],),
+    ).fetchone()
+    assert measured is not None
+    width_px, width_mm, length_mm, by, error = measured
+    assert (by, error) == ("w1", None)
+    assert 6.5 <= float(str(width_px)) <= 10  # drawn 8 px wide
+    assert float(str(width_mm)) == pytest.approx(float(str(width_px)) * 0.25, abs=0.01)
+    assert float(str(length_mm)) > 40  # about 200 px long, 0.25 mm a pixel
+
+
+def test_a_box_on_a_missing_photo_is_recorded_as_unmeasurable(
+    conn: Conn, inspect_url: str, blob_dir: Path
+) -> None:
+    q.add_image(conn, "gone-1", "gone-1.png", "0" * 64, 10, meta={})
+    conn.execute(
+        """INSERT INTO reviews (image_id, reviewer, action, damage_type, x1, y1, x2, y2)
+           VALUES ('gone-1', 'sato', 'add', 'crack', 0, 0, 10, 10)"""
+    )
+    conn.commit()
+    worker = _worker(inspect_url, blob_dir)
+    try:
+        assert worker.measure_boxes() == 1
+    finally:
+        worker.close()
+    error = conn.execute(
+        "SELECT m.error FROM review_measurements m JOIN reviews r ON r.id = m.review_id"
+        " WHERE r.image_id = 'gone-1'"
+    ).fetchone()
+    assert error is not None
+    assert error[0]

@@ -51,6 +51,27 @@ def _rev(rev_id: int, action: str, det_id: int | None, **extra: object) -> Revie
     )
 
 
+def test_a_moved_box_shows_the_workers_measurement_once_it_exists() -> None:
+    box = {"x1": 100.0, "y1": 0.0, "x2": 140.0, "y2": 200.0}
+    moved = _rev(1, "adjust", 1, **box)
+    (before,) = fold([_det(1, width=0.5)], [moved])
+    assert (before.max_width_mm, before.adjusted, before.remeasured) == (0.5, True, False)
+    measured = _rev(
+        1,
+        "adjust",
+        1,
+        **box,
+        measured_length_px=198.0,
+        measured_max_width_px=8.0,
+        measured_length_mm=49.5,
+        measured_max_width_mm=2.0,
+    )
+    (after,) = fold([_det(1, width=0.5)], [measured])
+    assert (after.max_width_mm, after.length_mm, after.max_width_px) == (2.0, 49.5, 8.0)
+    assert after.remeasured
+    assert (after.x1, after.x2) == (100.0, 140.0)
+
+
 def test_latest_decision_wins_and_pending_come_first() -> None:
     detections = [_det(1), _det(2, "corrosion"), _det(3, "spalling")]
     reviews = [
