@@ -49,6 +49,7 @@ from store.db import connect as db_connect
 _log = logging.getLogger(__name__)
 
 FINDINGS_CURSOR = "detections"
+MEASUREMENTS_CURSOR = "review_measurements"
 EVENTS_CURSOR = "alert_events"
 #: Events are re-read this far behind the cursor: a transaction that took an id early and
 #: committed late is still followed up (following up is idempotent).
@@ -452,7 +453,11 @@ class AlertEngine:
         decisions = self.evaluator.tick(now)
         cursor = q.get_cursor(self._conn, FINDINGS_CURSOR) or 0
         findings = q.new_findings(self._conn, cursor)
-        for row in findings:
+        # Boxes inspectors moved or drew, once a worker measured them: a crack the model
+        # missed or under-measured raises its finding alert too.
+        measured_cursor = q.get_cursor(self._conn, MEASUREMENTS_CURSOR) or 0
+        measured = q.new_box_measurements(self._conn, measured_cursor)
+        for row in [*findings, *measured]:
             decisions.extend(
                 self.evaluator.finding(
                     row.asset_id, row.damage_type, row.max_width_mm, row.confidence, row.created_at
@@ -462,6 +467,8 @@ class AlertEngine:
         def advance_cursor() -> None:
             if findings:
                 q.set_cursor(self._conn, FINDINGS_CURSOR, findings[-1].id, now)
+            if measured:
+                q.set_cursor(self._conn, MEASUREMENTS_CURSOR, measured[-1].id, now)
 
         outcomes = self._commit(decisions, extra=advance_cursor, escalate_at=now)
         self._after_commit(outcomes)

@@ -488,8 +488,9 @@ def new_findings(conn: Conn, after_id: int, limit: int = 1000) -> list[FindingRo
     with translate_errors("reading new detections"):
         cur = conn.cursor(row_factory=class_row(FindingRow))
         return cur.execute(
-            """SELECT d.id, i.asset_id, d.damage_type, d.max_width_mm::float8 AS max_width_mm,
-                      d.confidence::float8 AS confidence, d.created_at
+            """SELECT d.id, i.asset_id, d.damage_type,
+                      round(d.max_width_mm::numeric, 3)::float8 AS max_width_mm,
+                      round(d.confidence::numeric, 4)::float8 AS confidence, d.created_at
                FROM detections d JOIN images i ON i.id = d.image_id
                WHERE d.id > %s AND i.asset_id IS NOT NULL
                ORDER BY d.id LIMIT %s""",
@@ -520,8 +521,8 @@ def reviewed_detections(conn: Conn, asset_id: str, since: datetime) -> list[Revi
         return cur.execute(
             """SELECT d.id, d.damage_type AS model_damage_type,
                       coalesce(kind.damage_type, d.damage_type) AS damage_type,
-                      d.max_width_mm::float8 AS max_width_mm,
-                      d.confidence::float8 AS confidence, d.created_at,
+                      round(d.max_width_mm::numeric, 3)::float8 AS max_width_mm,
+                      round(d.confidence::numeric, 4)::float8 AS confidence, d.created_at,
                       coalesce(last.action = 'reject', false) AS rejected,
                       last.reviewer
                FROM detections d JOIN images i ON i.id = d.image_id
@@ -538,6 +539,27 @@ def reviewed_detections(conn: Conn, asset_id: str, since: datetime) -> list[Revi
                WHERE i.asset_id = %s AND d.created_at >= %s
                ORDER BY d.id""",
             (asset_id, since),
+        ).fetchall()
+
+
+def new_box_measurements(conn: Conn, after_seq: int, limit: int = 1000) -> list[FindingRow]:
+    """Crack boxes inspectors set and a worker measured (``review_measurements``) after
+    ``after_seq``, as findings: the engineer's box, so confidence 1."""
+    with translate_errors("reading new box measurements"):
+        cur = conn.cursor(row_factory=class_row(FindingRow))
+        return cur.execute(
+            """SELECT m.seq AS id, i.asset_id,
+                      coalesce(r.damage_type, d.damage_type) AS damage_type,
+                      round(m.max_width_mm::numeric, 3)::float8 AS max_width_mm,
+                      1.0::float8 AS confidence,
+                      m.measured_at AS created_at
+               FROM review_measurements m
+               JOIN reviews r ON r.id = m.review_id
+               JOIN images i ON i.id = r.image_id
+               LEFT JOIN detections d ON d.id = r.detection_id
+               WHERE m.seq > %s AND m.error IS NULL AND i.asset_id IS NOT NULL
+               ORDER BY m.seq LIMIT %s""",
+            (after_seq, limit),
         ).fetchall()
 
 

@@ -417,6 +417,42 @@ def test_a_finding_alert_is_withdrawn_when_inspectors_reject_what_raised_it(
         engine.stop()
 
 
+def test_a_crack_an_inspector_measured_wider_raises_its_finding_alert(
+    database_url: str, mqtt_settings: MqttSettings, fleet: Fleet
+) -> None:
+    """The model measured a crack 0.2 mm wide (under the rule's 0.3 mm); an inspector
+    moves its box onto the crack and a worker measures 0.6 mm in it: the alert opens."""
+    clock = Clock()
+    engine = make_engine(mqtt_settings, database_url, clock, f"alerts-{uuid.uuid4().hex[:8]}")
+    engine.start()
+    try:
+        (narrow,) = photo_with_cracks(database_url, fleet.bridge, [0.2])
+        assert engine.tick_now()
+        assert alerts_of(database_url, fleet.bridge) == []
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute(
+                """INSERT INTO reviews (image_id, detection_id, reviewer, action, x1, y1, x2, y2)
+                   SELECT image_id, id, 'sato', 'adjust', 0, 0, 20, 200 FROM detections
+                   WHERE id = %s RETURNING id""",
+                (narrow,),
+            ).fetchone()
+            assert row is not None
+            conn.execute(
+                """INSERT INTO review_measurements (review_id, max_width_px, max_width_mm,
+                                                    measured_by)
+                   VALUES (%s, 2.4, 0.6, 'w1')""",
+                (row[0],),
+            )
+            conn.commit()
+        assert engine.tick_now()
+        (alert,) = alerts_of(database_url, fleet.bridge)
+        assert (alert.rule_id, alert.level, alert.value) == ("crack", 3, 0.6)
+        assert engine.tick_now()  # read once
+        assert events_of(database_url, alert.id) == ["opened"]
+    finally:
+        engine.stop()
+
+
 def test_a_resolve_written_by_the_api_gets_its_cap_cancel_and_publication(
     database_url: str,
     mqtt_settings: MqttSettings,
