@@ -79,7 +79,6 @@ class Binding:
     ladder: LadderState = field(default_factory=LadderState)
     seen: dict[str, float] = field(default_factory=dict)
     dirty: bool = False
-    sign: float = 1.0  # -1: a 'below' rule, whose ladder sees the negated signal
 
     @property
     def key(self) -> BindingKey:
@@ -142,7 +141,7 @@ def _bind_ladder(
     else:
         signal = RobustZ(rule.window, rule.min_samples, rule.min_mad)
     if rule.falling:
-        return Binding(rule, asset, ladder, Negated(signal), rule.metric, sign=-1.0)
+        return Binding(rule, asset, ladder, Negated(signal), rule.metric)
     return Binding(rule, asset, ladder, signal, rule.metric)
 
 
@@ -262,15 +261,9 @@ class Evaluator:
                 binding.dirty = True
             if isinstance(binding.signal, RobustZ):
                 continue  # a z-score belongs to a reading, not to an instant
-            assert binding.ladder_spec is not None
-            if _settled(binding.ladder_spec, binding.ladder, binding.signal.value_at(now)):
-                continue
-            self._step(binding, now, decisions)
+            self._step(binding, now, decisions, tick=True)
         for composite in self._composites:
-            assert composite.ladder_spec is not None
-            if _settled(composite.ladder_spec, composite.ladder, self._holds(composite)):
-                continue
-            self._step_composite(composite, now, decisions)
+            self._step_composite(composite, now, decisions, tick=True)
         return decisions
 
     def finding(
@@ -309,11 +302,16 @@ class Evaluator:
 
     # Internals ------------------------------------------------------------------------
 
-    def _step(self, binding: Binding, at: datetime, out: list[Decision]) -> None:
+    def _step(
+        self, binding: Binding, at: datetime, out: list[Decision], *, tick: bool = False
+    ) -> None:
         assert binding.ladder_spec is not None
         assert binding.signal is not None
+        value = binding.signal.value_at(at)
+        if tick and _settled(binding.ladder_spec, binding.ladder, value):
+            return
         before = _ladder_key(binding.ladder)
-        change = step(binding.ladder_spec, binding.ladder, at, binding.signal.value_at(at))
+        change = step(binding.ladder_spec, binding.ladder, at, value)
         # A tick that changed nothing worth saving (only the ladder's clock) is not saved.
         binding.dirty = binding.dirty or _ladder_key(binding.ladder) != before
         if change is not None:
@@ -321,10 +319,15 @@ class Evaluator:
             for composite in self._dependants.get(binding.key, ()):
                 self._step_composite(composite, at, out)
 
-    def _step_composite(self, binding: Binding, at: datetime, out: list[Decision]) -> None:
+    def _step_composite(
+        self, binding: Binding, at: datetime, out: list[Decision], *, tick: bool = False
+    ) -> None:
         assert binding.ladder_spec is not None
+        holds = self._holds(binding)
+        if tick and _settled(binding.ladder_spec, binding.ladder, holds):
+            return
         before = _ladder_key(binding.ladder)
-        change = step(binding.ladder_spec, binding.ladder, at, self._holds(binding))
+        change = step(binding.ladder_spec, binding.ladder, at, holds)
         binding.dirty = binding.dirty or _ladder_key(binding.ladder) != before
         if change is not None:
             out.append(self._decision(binding, change))
@@ -340,7 +343,9 @@ class Evaluator:
 
     @staticmethod
     def _decision(binding: Binding, change: LevelChange) -> Decision:
-        value = None if change.value is None else binding.sign * change.value
+        value = change.value
+        if value is not None and isinstance(binding.signal, Negated):
+            value = -value  # a 'below' rule's ladder saw the negated signal
         return Decision(
             binding.rule.id,
             binding.asset.id,
